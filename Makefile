@@ -1,0 +1,27 @@
+# chainstore: PGXS build. `make`, `make install`, `make installcheck`.
+MODULE_big = chainstore
+OBJS = \
+	src/chainstore.o \
+	src/hashes.o \
+	src/keccak.o \
+	src/merkle.o \
+	src/canonical.o \
+	src/capture.o \
+	src/seal.o \
+	src/functions.o
+
+EXTENSION = chainstore
+DATA = sql/chainstore--0.1.0.sql
+PGFILEDESC = "chainstore - tamper-evident tables anchored to public ledgers"
+
+REGRESS = hashes merkle encoding track capture seal verify determinism security
+REGRESS_OPTS = --inputdir=. --load-extension=chainstore
+ISOLATION = concurrency
+ISOLATION_OPTS = --load-extension=chainstore
+
+PG_CPPFLAGS = -Isrc $(CS_WERROR)
+SHLIB_LINK = -lcrypto
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
