@@ -15,9 +15,9 @@ DATA = sql/chainstore--0.1.0.sql
 PGFILEDESC = "chainstore - tamper-evident tables anchored to public ledgers"
 
 REGRESS = hashes merkle encoding track capture seal verify determinism security
-REGRESS_OPTS = --inputdir=. --load-extension=chainstore
+REGRESS_OPTS = --inputdir=.
 ISOLATION = concurrency
-ISOLATION_OPTS = --load-extension=chainstore
+ISOLATION_OPTS =
 
 PG_CPPFLAGS = -Isrc $(CS_WERROR)
 SHLIB_LINK = -lcrypto

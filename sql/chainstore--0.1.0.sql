@@ -182,6 +182,10 @@ CREATE FUNCTION chainstore.canonical(tbl regclass, pk jsonb) RETURNS bytea
     AS 'MODULE_PATHNAME', 'chainstore_canonical'
     LANGUAGE C STRICT STABLE;
 
+CREATE FUNCTION chainstore.canonical_value(value anyelement) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'chainstore_canonical_value'
+    LANGUAGE C STABLE;
+
 CREATE FUNCTION chainstore.seal_batch(max_records integer DEFAULT 10000) RETURNS bigint
     AS 'MODULE_PATHNAME', 'chainstore_seal_batch'
     LANGUAGE C STRICT VOLATILE;
@@ -524,7 +528,7 @@ BEGIN
     RETURN QUERY EXECUTE format($q$
         WITH cur AS MATERIALIZED (
             SELECT d.record_key, d.encoding, d.record_hash
-              FROM ONLY %s t, LATERAL chainstore._row_digest(%L::regclass, t) d),
+              FROM ONLY %s t, LATERAL chainstore._row_digest(%L::regclass, t.*) d),
         lat AS (
             SELECT DISTINCT ON (v.record_key) v.*
               FROM chainstore.versions v WHERE v.table_id = $1
@@ -602,7 +606,7 @@ BEGIN
         SELECT chainstore.sha256(coalesce(
                    string_agg(chainstore.sha256(d.record_key) || d.record_hash, ''::bytea
                               ORDER BY d.record_key), ''::bytea))
-          FROM ONLY %s t, LATERAL chainstore._row_digest(%L::regclass, t) d$q$, tbl, tbl)
+          FROM ONLY %s t, LATERAL chainstore._row_digest(%L::regclass, t.*) d$q$, tbl, tbl)
       INTO v_digest;
     RETURN v_digest;
 END
@@ -681,7 +685,8 @@ GRANT EXECUTE ON FUNCTION chainstore.sha256(bytea), chainstore.keccak256(bytea),
     chainstore.merkle_leaf(bytea), chainstore.merkle_root(bytea[]),
     chainstore.merkle_proof(bytea[], bytea), chainstore.verify_proof(bytea, bytea[], bytea),
     chainstore.batch_hash(bigint, bytea, bytea, bigint, timestamptz),
-    chainstore.proof_nodes(bytea), chainstore.record_pk(bytea)
+    chainstore.proof_nodes(bytea), chainstore.record_pk(bytea),
+    chainstore.canonical_value(anyelement)
     TO PUBLIC;
 
 GRANT USAGE ON SCHEMA chainstore TO chainstore_reader, chainstore_admin;

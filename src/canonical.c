@@ -893,7 +893,11 @@ key_value_json(StringInfo out, KeyReader *r)
 								(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 								 errmsg("timestamp out of range in key")));
 					else if (tag == TAG_TIMESTAMPTZ)
+					{
+						/* a negative tm_isdst would suppress the +00:00 */
+						tm.tm_isdst = 0;
 						EncodeDateTime(&tm, fsec, true, 0, NULL, USE_XSD_DATES, s);
+					}
 					else
 						EncodeDateTime(&tm, fsec, false, 0, NULL, USE_XSD_DATES, s);
 				}

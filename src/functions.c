@@ -6,6 +6,7 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
@@ -22,6 +23,7 @@
 #include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "access/stratnum.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -282,56 +284,40 @@ chainstore_record_pk(PG_FUNCTION_ARGS)
 }
 
 /*
- * Fetch the live row with the given key (NULL if absent) as a heap tuple
- * in the relation's own layout, through SPI with a whole-row reference so
- * that dropped columns keep their places.
+ * Fetch the live row with the given key (NULL if absent), in the
+ * relation's own layout, through a scan of its primary key index.
  */
 static HeapTuple
 fetch_row(Relation rel, const CsRelInfo *info, Datum *keyvalues)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
-	StringInfoData sql;
-	Oid		   *argtypes = palloc(sizeof(Oid) * info->nkeys);
-	Datum	   *args = palloc(sizeof(Datum) * info->nkeys);
+	Relation	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	int			nkeys = idx->rd_index->indnkeyatts;
+	ScanKeyData *skeys = palloc(sizeof(ScanKeyData) * nkeys);
+	IndexScanDesc scan;
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	HeapTuple	result = NULL;
-	MemoryContext caller = CurrentMemoryContext;
-	int			ret;
 
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT t FROM ONLY %s t WHERE ",
-					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-												RelationGetRelationName(rel)));
-	for (int k = 0; k < info->nkeys; k++)
+	for (int i = 0; i < nkeys; i++)
 	{
-		Form_pg_attribute att = TupleDescAttr(desc, info->keys[k].attnum - 1);
+		AttrNumber	attnum = idx->rd_index->indkey.values[i];
+		Oid			optype = idx->rd_opcintype[i];
+		Oid			op = get_opfamily_member(idx->rd_opfamily[i], optype, optype,
+											 BTEqualStrategyNumber);
 
-		appendStringInfo(&sql, "%st.%s = $%d", k > 0 ? " AND " : "",
-						 quote_identifier(NameStr(att->attname)), k + 1);
-		argtypes[k] = att->atttypid;
-		args[k] = keyvalues[info->keys[k].attnum - 1];
+		if (!OidIsValid(op))
+			elog(ERROR, "no equality operator for key column %d of \"%s\"",
+				 attnum, RelationGetRelationName(rel));
+		ScanKeyEntryInitialize(&skeys[i], 0, i + 1, BTEqualStrategyNumber, optype,
+							   idx->rd_indcollation[i], get_opcode(op),
+							   keyvalues[attnum - 1]);
 	}
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute_with_args(sql.data, info->nkeys, argtypes, args, NULL, true, 2);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "fetching the row failed: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		HeapTupleHeader th = DatumGetHeapTupleHeader(d);
-		MemoryContext old = MemoryContextSwitchTo(caller);
-
-		result = palloc(HEAPTUPLESIZE + HeapTupleHeaderGetDatumLength(th));
-		result->t_len = HeapTupleHeaderGetDatumLength(th);
-		ItemPointerSetInvalid(&result->t_self);
-		result->t_tableOid = RelationGetRelid(rel);
-		result->t_data = (HeapTupleHeader) ((char *) result + HEAPTUPLESIZE);
-		memcpy(result->t_data, th, result->t_len);
-		MemoryContextSwitchTo(old);
-	}
-	SPI_finish();
+	scan = index_beginscan(rel, idx, GetActiveSnapshot(), nkeys, 0);
+	index_rescan(scan, skeys, nkeys, NULL, 0);
+	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+		result = ExecCopySlotHeapTuple(slot);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
 	return result;
 }
 
@@ -460,5 +446,25 @@ chainstore_tombstone(PG_FUNCTION_ARGS)
 	cs_encode_row(&buf, info, desc, values, nulls, CS_KIND_DELETE);
 	SET_VARSIZE(buf.data, buf.len);
 	relation_close(rel, AccessShareLock);
+	PG_RETURN_BYTEA_P((bytea *) buf.data);
+}
+
+/* chainstore.canonical_value(anyelement) → the encoding of one value (tag and payload) */
+PG_FUNCTION_INFO_V1(chainstore_canonical_value);
+Datum
+chainstore_canonical_value(PG_FUNCTION_ARGS)
+{
+	Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, 0);
+	StringInfoData buf;
+
+	if (!OidIsValid(typid))
+		elog(ERROR, "could not determine the argument type");
+	initStringInfo(&buf);
+	appendStringInfoSpaces(&buf, VARHDRSZ);
+	if (PG_ARGISNULL(0))
+		appendStringInfoChar(&buf, '\0');	/* tag 0x00 */
+	else
+		cs_encode_value(&buf, typid, PG_GETARG_DATUM(0));
+	SET_VARSIZE(buf.data, buf.len);
 	PG_RETURN_BYTEA_P((bytea *) buf.data);
 }
