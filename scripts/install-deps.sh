@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install everything chainstore needs to build, test and run its demo on a
+# fresh Debian 12 machine: PostgreSQL 15 with headers pinned to the installed
+# server, OpenSSL, the TAP test modules, and the Node tools from the lock file.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# the server first (it may already be installed, possibly at an older point release)
+$SUDO apt-get install -y -qq postgresql-15 >/dev/null
+V=$(dpkg-query -W -f='${Version}' postgresql-15)
+# headers pinned to the server's version, so apt never replaces a running server
+$SUDO apt-get install -y -qq \
+    "postgresql-server-dev-15=$V" \
+    build-essential libssl-dev libipc-run-perl nodejs npm ca-certificates >/dev/null
+
+if [ -f package-lock.json ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+fi
+echo "install-deps: PostgreSQL $V, $(node --version), dependencies installed"
