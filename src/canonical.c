@@ -437,6 +437,36 @@ encode_composite(StringInfo buf, Datum value)
 	pfree(nulls);
 }
 
+/*
+ * A send function that writes text (citext, xml, ranges of text) converts it
+ * to the client's encoding.  The spec wants the bytes a UTF-8 client would
+ * receive, whatever the session's client_encoding, so switch to UTF-8 for
+ * the call.
+ */
+static bytea *
+send_as_utf8(CsTypeEntry *te, Datum value)
+{
+	int			saved = pg_get_client_encoding();
+	bytea	   *sent;
+
+	if (saved == PG_UTF8)
+		return SendFunctionCall(&te->send, value);
+	if (PrepareClientEncoding(PG_UTF8) < 0 || SetClientEncoding(PG_UTF8) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
+				 errmsg("cannot convert values of type %s to UTF-8", te->typname)));
+	PG_TRY();
+	{
+		sent = SendFunctionCall(&te->send, value);
+	}
+	PG_FINALLY();
+	{
+		SetClientEncoding(saved);
+	}
+	PG_END_TRY();
+	return sent;
+}
+
 static void
 encode_value(StringInfo buf, CsTypeEntry *te, Datum value)
 {
@@ -573,7 +603,7 @@ encode_value(StringInfo buf, CsTypeEntry *te, Datum value)
 			break;
 		case TAG_SEND:
 			{
-				bytea	   *sent = SendFunctionCall(&te->send, value);
+				bytea	   *sent = send_as_utf8(te, value);
 
 				put_text(buf, te->typname, strlen(te->typname));
 				put_bytes(buf, VARDATA(sent), VARSIZE(sent) - VARHDRSZ);
