@@ -10,8 +10,11 @@ SUDO=""
 
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-# the server first (it may already be installed, possibly at an older point release)
-$SUDO apt-get install -y -qq postgresql-15 >/dev/null
+# the server first; one that is already installed is left alone (installing it
+# again would upgrade it to the newest point release under a running cluster)
+if ! dpkg-query -W -f='${Status}' postgresql-15 2>/dev/null | grep -q "install ok installed"; then
+    $SUDO apt-get install -y -qq postgresql-15 >/dev/null
+fi
 V=$(dpkg-query -W -f='${Version}' postgresql-15)
 # headers pinned to the server's version, so apt never replaces a running server
 $SUDO apt-get install -y -qq \
