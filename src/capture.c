@@ -486,10 +486,7 @@ cs_capture(const CsRelInfo *info, TupleDesc desc, Datum *values, bool *nulls,
 		return false;
 
 	cs_sha256_2(prev_chain, CS_HASH_LEN, enc.data, enc.len, chain);
-	if (!pg_strong_random(salt, CS_SALT_LEN))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate a random salt")));
+	cs_random_bytes(salt, CS_SALT_LEN);
 	memcpy(salted, salt, CS_SALT_LEN);
 	memcpy(salted + CS_SALT_LEN, chain, CS_HASH_LEN);
 	cs_sha256(salted, sizeof(salted), leaf_input);
