@@ -8,19 +8,25 @@ OBJS = \
 	src/canonical.o \
 	src/capture.o \
 	src/seal.o \
-	src/functions.o
+	src/functions.o \
+	src/cid.o \
+	src/http.o \
+	src/jsonutil.o \
+	src/breaker.o \
+	src/sink_ipfs.o \
+	src/worker.o
 
 EXTENSION = chainstore
 DATA = sql/chainstore--0.1.0.sql
 PGFILEDESC = "chainstore - tamper-evident tables anchored to public ledgers"
 
-REGRESS = hashes merkle encoding track capture seal verify determinism security
+REGRESS = hashes merkle encoding track capture seal verify determinism security cid sinks
 REGRESS_OPTS = --inputdir=.
 ISOLATION = concurrency
 ISOLATION_OPTS =
 
 PG_CPPFLAGS = -Isrc $(CS_WERROR)
-SHLIB_LINK = -lcrypto
+SHLIB_LINK = -lcrypto -lcurl -ljansson
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

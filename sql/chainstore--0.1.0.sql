@@ -661,19 +661,356 @@ SELECT t.label, t.relid, count(*) AS depth,
   JOIN chainstore.tracked t USING (table_id)
  GROUP BY t.label, t.relid;
 
+------------------------------------------------------------------------------
+-- Delivery: sinks, the per batch x sink state machine, attempts and
+-- verifications.  The background worker (src/worker.c) drives it.
+------------------------------------------------------------------------------
+
+CREATE TABLE chainstore.sinks (
+    sink_id    serial PRIMARY KEY,
+    name       text NOT NULL UNIQUE,
+    kind       text NOT NULL CHECK (kind IN ('ipfs', 'evm', 'hedera')),
+    endpoints  text[] NOT NULL CHECK (cardinality(endpoints) > 0),   -- failover order
+    options    jsonb NOT NULL DEFAULT '{}',
+    enabled    boolean NOT NULL DEFAULT true,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- one row per batch and sink:
+--   pending -> in_flight -> delivered -> verified, or -> dead / mismatch
+CREATE TABLE chainstore.deliveries (
+    batch_id            bigint NOT NULL REFERENCES chainstore.batches,
+    sink_id             integer NOT NULL REFERENCES chainstore.sinks ON DELETE CASCADE,
+    state               text NOT NULL DEFAULT 'pending'
+                        CHECK (state IN ('pending', 'in_flight', 'delivered', 'verified', 'dead', 'mismatch')),
+    attempts            integer NOT NULL DEFAULT 0,
+    next_attempt_at     timestamptz NOT NULL DEFAULT now(),
+    payload             bytea,              -- exactly what is sent, recorded before the first send
+    payload_id          text,               -- what the payload must be known as (the CID for IPFS)
+    attestation         jsonb,              -- what the sink returned (cid, tx hash, sequence number, ...)
+    endpoint            text,               -- the endpoint that accepted it
+    last_error          text,
+    last_error_at       timestamptz,
+    delivered_at        timestamptz,
+    verified_at         timestamptz,
+    delayed_verified_at timestamptz,
+    PRIMARY KEY (batch_id, sink_id)
+);
+CREATE INDEX deliveries_due ON chainstore.deliveries (next_attempt_at)
+    WHERE state IN ('pending', 'in_flight', 'delivered')
+       OR (state = 'verified' AND delayed_verified_at IS NULL);
+
+CREATE TABLE chainstore.attempts (
+    attempt_id  bigserial PRIMARY KEY,
+    batch_id    bigint NOT NULL,
+    sink_id     integer NOT NULL,
+    step        text NOT NULL,            -- submit, verify, verify_delayed
+    endpoint    text NOT NULL,
+    started_at  timestamptz NOT NULL,
+    duration_ms double precision NOT NULL,
+    ok          boolean NOT NULL,
+    http_status integer,
+    error       text
+);
+CREATE INDEX attempts_endpoint_time ON chainstore.attempts (endpoint, started_at);
+
+CREATE TABLE chainstore.verifications (
+    verification_id bigserial PRIMARY KEY,
+    batch_id        bigint NOT NULL,
+    sink_id         integer NOT NULL,
+    phase           text NOT NULL CHECK (phase IN ('immediate', 'delayed')),
+    verified_at     timestamptz NOT NULL DEFAULT now(),
+    endpoint        text,
+    ok              boolean NOT NULL,
+    detail          text
+);
+CREATE INDEX verifications_batch ON chainstore.verifications (batch_id, sink_id);
+
+SELECT pg_catalog.pg_extension_config_dump('chainstore.sinks', '');
+SELECT pg_catalog.pg_extension_config_dump('chainstore.sinks_sink_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('chainstore.deliveries', '');
+SELECT pg_catalog.pg_extension_config_dump('chainstore.attempts', '');
+SELECT pg_catalog.pg_extension_config_dump('chainstore.attempts_attempt_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('chainstore.verifications', '');
+SELECT pg_catalog.pg_extension_config_dump('chainstore.verifications_verification_id_seq', '');
+
+-- internal: endpoints must be plain http(s) URLs without credentials
+CREATE FUNCTION chainstore._check_endpoints(endpoints text[]) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e text;
+BEGIN
+    IF endpoints IS NULL OR cardinality(endpoints) = 0 THEN
+        RAISE EXCEPTION 'a sink needs at least one endpoint' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOREACH e IN ARRAY endpoints LOOP
+        IF e IS NULL OR e !~ '^https?://[^/@\s]+(/\S*)?$' THEN
+            RAISE EXCEPTION 'endpoint % is not an http:// or https:// URL without credentials', coalesce(e, 'NULL')
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Put tokens in a secret file (chainstore.secrets_dir), not in the URL.';
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- internal: only superusers point sinks at the network (no SSRF by admins)
+CREATE FUNCTION chainstore._require_superuser(what text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'only a superuser can %', what
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Sink endpoints decide where the server connects to.';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION chainstore.add_sink(name text, kind text, endpoints text[],
+                                    options jsonb DEFAULT '{}', enabled boolean DEFAULT true)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id integer;
+BEGIN
+    PERFORM chainstore._require_superuser('add a sink');
+    PERFORM chainstore._check_endpoints(endpoints);
+    IF kind IS NULL OR kind NOT IN ('ipfs') THEN
+        RAISE EXCEPTION 'unsupported sink kind %', coalesce(kind, 'NULL')
+            USING ERRCODE = 'feature_not_supported', HINT = 'This version delivers to: ipfs.';
+    END IF;
+    IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+        RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM chainstore.sinks s WHERE s.name = add_sink.name) THEN
+        RAISE EXCEPTION 'sink % already exists', add_sink.name USING ERRCODE = 'duplicate_object';
+    END IF;
+    INSERT INTO chainstore.sinks (name, kind, endpoints, options, enabled)
+    VALUES (add_sink.name, add_sink.kind, add_sink.endpoints, add_sink.options, coalesce(add_sink.enabled, true))
+    RETURNING sink_id INTO v_id;
+    RETURN v_id;
+END
+$$;
+
+CREATE FUNCTION chainstore.alter_sink(name text, endpoints text[] DEFAULT NULL,
+                                      options jsonb DEFAULT NULL, enabled boolean DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM chainstore.sinks s WHERE s.name = alter_sink.name) THEN
+        RAISE EXCEPTION 'sink % does not exist', alter_sink.name USING ERRCODE = 'undefined_object';
+    END IF;
+    IF endpoints IS NOT NULL OR options IS NOT NULL THEN
+        PERFORM chainstore._require_superuser('change a sink''s endpoints or options');
+    END IF;
+    IF endpoints IS NOT NULL THEN
+        PERFORM chainstore._check_endpoints(endpoints);
+    END IF;
+    IF options IS NOT NULL AND jsonb_typeof(options) <> 'object' THEN
+        RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- separate statements: an administrator may only touch "enabled"
+    IF endpoints IS NOT NULL OR options IS NOT NULL THEN
+        UPDATE chainstore.sinks s
+           SET endpoints = coalesce(alter_sink.endpoints, s.endpoints),
+               options = coalesce(alter_sink.options, s.options)
+         WHERE s.name = alter_sink.name;
+    END IF;
+    IF enabled IS NOT NULL THEN
+        UPDATE chainstore.sinks s SET enabled = alter_sink.enabled WHERE s.name = alter_sink.name;
+        PERFORM chainstore._wake_worker();
+    END IF;
+END
+$$;
+
+CREATE FUNCTION chainstore.drop_sink(name text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM chainstore._require_superuser('drop a sink');
+    DELETE FROM chainstore.sinks s WHERE s.name = drop_sink.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'sink % does not exist', drop_sink.name USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$$;
+
+-- requeue a dead-lettered or mismatched delivery
+CREATE FUNCTION chainstore.retry(batch_id bigint, sink text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE chainstore.deliveries d
+       SET state = CASE WHEN d.attestation IS NULL THEN 'pending' ELSE 'delivered' END,
+           attempts = 0, next_attempt_at = now(), last_error = NULL
+      FROM chainstore.sinks s
+     WHERE s.sink_id = d.sink_id AND s.name = retry.sink AND d.batch_id = retry.batch_id
+       AND d.state IN ('dead', 'mismatch');
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no dead-lettered or mismatched delivery of batch % to sink %', retry.batch_id, retry.sink
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    PERFORM chainstore._wake_worker();
+END
+$$;
+
+CREATE FUNCTION chainstore._wake_worker() RETURNS void
+    AS 'MODULE_PATHNAME', 'chainstore_wake_worker'
+    LANGUAGE C;
+
+CREATE FUNCTION chainstore.circuit(endpoint text, mode text) RETURNS void
+    AS 'MODULE_PATHNAME', 'chainstore_circuit'
+    LANGUAGE C STRICT;
+
+CREATE FUNCTION chainstore.circuit_states(
+        OUT endpoint text, OUT state text, OUT mode text, OUT requests integer,
+        OUT failures integer, OUT opened_at timestamptz, OUT last_success timestamptz,
+        OUT last_failure timestamptz, OUT last_error text)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'chainstore_circuit_states'
+    LANGUAGE C STRICT;
+
+-- the manifest published for a batch (docs/manifest.md)
+CREATE FUNCTION chainstore.batch_manifest(batch_id bigint, include_record_hash boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT jsonb_build_object(
+               'format', 'chainstore-manifest-v1',
+               'batch_id', b.batch_id,
+               'prev_batch_hash', '0x' || encode(b.prev_batch_hash, 'hex'),
+               'batch_hash', '0x' || encode(b.batch_hash, 'hex'),
+               'root', '0x' || encode(b.root, 'hex'),
+               'record_count', b.record_count,
+               'sealed_at', to_char(b.sealed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+               'system_identifier', b.system_identifier::text,
+               'records', (SELECT coalesce(jsonb_agg(
+                               jsonb_build_object(
+                                   'table', t.label,
+                                   'pk', chainstore.record_pk(v.record_key),
+                                   'version', v.version,
+                                   'leaf', '0x' || encode(v.leaf, 'hex'),
+                                   'leaf_index', p.leaf_index,
+                                   'proof', (SELECT coalesce(jsonb_agg('0x' || encode(n, 'hex') ORDER BY o), '[]'::jsonb)
+                                               FROM unnest(chainstore.proof_nodes(p.proof)) WITH ORDINALITY AS x(n, o)))
+                               || CASE WHEN include_record_hash
+                                       THEN jsonb_build_object('record_hash', '0x' || encode(v.record_hash, 'hex'))
+                                       ELSE '{}'::jsonb END
+                               ORDER BY p.leaf_index), '[]'::jsonb)
+                             FROM chainstore.proofs p
+                             JOIN chainstore.versions v USING (version_id)
+                             JOIN chainstore.tracked t USING (table_id)
+                            WHERE p.batch_id = b.batch_id))
+      FROM chainstore.batches b
+     WHERE b.batch_id = batch_manifest.batch_id;
+END;
+
+-- write attestation values into the mapped columns of the rows a batch anchored,
+-- only where the anchored version is still the row's current content
+CREATE FUNCTION chainstore._writeback(batch_id bigint, attestation jsonb) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t        record;
+    m        record;
+    v_set    text;
+    v_join   text;
+    v_n      bigint;
+    v_total  bigint := 0;
+BEGIN
+    FOR t IN SELECT DISTINCT tr.table_id, tr.relid, tr.key_columns, tr.writeback
+               FROM chainstore.proofs p
+               JOIN chainstore.versions v USING (version_id)
+               JOIN chainstore.tracked tr USING (table_id)
+              WHERE p.batch_id = _writeback.batch_id AND tr.active AND tr.relid IS NOT NULL
+                AND tr.writeback ?| ARRAY(SELECT jsonb_object_keys(attestation))
+    LOOP
+        v_set := NULL;
+        FOR m IN SELECT e.key, e.value FROM jsonb_each_text(t.writeback) e WHERE attestation ? e.key LOOP
+            v_set := concat_ws(', ', v_set, format('%I = %L', m.value, attestation ->> m.key));
+        END LOOP;
+        SELECT string_agg(format('u.%1$I = k.%1$I', c), ' AND ') INTO v_join FROM unnest(t.key_columns) c;
+        EXECUTE format($q$
+            UPDATE ONLY %1$s u SET %2$s
+              FROM (SELECT (jsonb_populate_record(NULL::%1$s, chainstore.record_pk(v.record_key))).*, v.record_hash AS cs_hash
+                      FROM chainstore.proofs p
+                      JOIN chainstore.versions v USING (version_id)
+                     WHERE p.batch_id = $1 AND v.table_id = $2 AND v.op <> 'D'
+                       AND v.version = (SELECT max(w.version) FROM chainstore.versions w
+                                         WHERE w.table_id = v.table_id AND w.record_key = v.record_key)) k
+             WHERE %3$s
+               AND (chainstore._row_digest(%4$L::regclass, u.*)).record_hash = k.cs_hash$q$,
+            t.relid, v_set, v_join, t.relid::oid::regclass)
+        USING _writeback.batch_id, t.table_id;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        v_total := v_total + v_n;
+    END LOOP;
+    RETURN v_total;
+END
+$$;
+
 CREATE VIEW chainstore.verification_status AS
 SELECT t.label, t.relid, chainstore.record_pk(l.record_key) AS pk,
        l.version, l.op, l.captured_at, l.record_hash, l.chain_hash, l.leaf,
-       p.batch_id, b.root,
+       p.batch_id, b.root, d.sinks, d.anchored, d.verified,
        CASE WHEN l.salt IS NULL THEN 'forgotten'
             WHEN p.batch_id IS NULL THEN 'pending'
+            WHEN d.mismatched > 0 THEN 'mismatch'
+            WHEN d.failed > 0 THEN 'failed'
+            WHEN d.sinks > 0 AND d.verified = d.sinks THEN 'verified'
+            WHEN d.anchored > 0 THEN 'anchored'
             ELSE 'sealed' END AS status
   FROM (SELECT DISTINCT ON (v.table_id, v.record_key) v.*
           FROM chainstore.versions v
          ORDER BY v.table_id, v.record_key, v.version DESC) l
   JOIN chainstore.tracked t USING (table_id)
   LEFT JOIN chainstore.proofs p USING (version_id)
-  LEFT JOIN chainstore.batches b USING (batch_id);
+  LEFT JOIN chainstore.batches b USING (batch_id)
+  LEFT JOIN LATERAL (
+        SELECT count(*) AS sinks,
+               count(*) FILTER (WHERE x.state IN ('delivered', 'verified')) AS anchored,
+               count(*) FILTER (WHERE x.state = 'verified') AS verified,
+               count(*) FILTER (WHERE x.state = 'mismatch') AS mismatched,
+               count(*) FILTER (WHERE x.state = 'dead') AS failed
+          FROM chainstore.deliveries x WHERE x.batch_id = p.batch_id) d ON true;
+
+CREATE VIEW chainstore.delivery_queue AS
+SELECT s.name AS sink, s.kind, d.state, count(*) AS batches,
+       min(b.sealed_at) AS oldest_sealed_at, now() - min(b.sealed_at) AS oldest_age,
+       min(d.next_attempt_at) AS next_attempt_at
+  FROM chainstore.deliveries d
+  JOIN chainstore.sinks s USING (sink_id)
+  JOIN chainstore.batches b USING (batch_id)
+ GROUP BY s.name, s.kind, d.state;
+
+CREATE VIEW chainstore.sink_health AS
+SELECT s.name AS sink, s.kind, e.endpoint, e.ord AS failover_order, s.enabled,
+       coalesce(c.state, 'closed') AS circuit, coalesce(c.mode, 'auto') AS circuit_mode,
+       a.requests_1h, a.failures_1h,
+       CASE WHEN a.requests_1h > 0 THEN round(a.failures_1h::numeric / a.requests_1h, 3) END AS failure_rate_1h,
+       a.latency_p50_ms, a.latency_p95_ms,
+       a.last_success, c.last_error, c.last_failure
+  FROM chainstore.sinks s
+  CROSS JOIN LATERAL unnest(s.endpoints) WITH ORDINALITY AS e(endpoint, ord)
+  LEFT JOIN chainstore.circuit_states() c ON c.endpoint = e.endpoint
+  LEFT JOIN LATERAL (
+        SELECT count(*) AS requests_1h, count(*) FILTER (WHERE NOT x.ok) AS failures_1h,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY x.duration_ms) AS latency_p50_ms,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY x.duration_ms) AS latency_p95_ms,
+               (SELECT max(y.started_at) FROM chainstore.attempts y WHERE y.endpoint = e.endpoint AND y.ok) AS last_success
+          FROM chainstore.attempts x
+         WHERE x.endpoint = e.endpoint AND x.started_at > now() - interval '1 hour') a ON true;
 
 ------------------------------------------------------------------------------
 -- Privileges.  Application roles need none: the capture trigger writes
@@ -696,7 +1033,8 @@ GRANT EXECUTE ON FUNCTION
     chainstore._tombstone(regclass, jsonb), chainstore.record_key(regclass, jsonb),
     chainstore.canonical(regclass, jsonb), chainstore.verify_row(regclass, jsonb),
     chainstore.verify_batch(bigint), chainstore.verify_table(regclass),
-    chainstore.table_fingerprint(regclass), chainstore.record_history(regclass, jsonb)
+    chainstore.table_fingerprint(regclass), chainstore.record_history(regclass, jsonb),
+    chainstore.circuit_states(), chainstore.batch_manifest(bigint, boolean)
     TO chainstore_reader, chainstore_admin;
 
 -- administrators track tables (they must also own them) and seal batches
@@ -706,6 +1044,14 @@ GRANT UPDATE (salt) ON chainstore.versions TO chainstore_admin;
 GRANT UPDATE, DELETE ON chainstore.outbox TO chainstore_admin;
 GRANT INSERT ON chainstore.batches, chainstore.proofs TO chainstore_admin;
 GRANT INSERT, UPDATE ON chainstore.batch_head TO chainstore_admin;
+GRANT INSERT ON chainstore.deliveries TO chainstore_admin;
+GRANT UPDATE (enabled) ON chainstore.sinks TO chainstore_admin;
+GRANT UPDATE (state, attempts, next_attempt_at, last_error) ON chainstore.deliveries TO chainstore_admin;
+GRANT EXECUTE ON FUNCTION chainstore.add_sink(text, text, text[], jsonb, boolean),
+    chainstore.alter_sink(text, text[], jsonb, boolean), chainstore.drop_sink(text),
+    chainstore._require_superuser(text), chainstore._check_endpoints(text[]),
+    chainstore.retry(bigint, text), chainstore._wake_worker(), chainstore.circuit(text, text)
+    TO chainstore_admin;
 GRANT EXECUTE ON FUNCTION
     chainstore.capture(), chainstore.refuse_truncate(),
     chainstore._check_columns(regclass, text[]), chainstore._backfill(regclass),
@@ -713,3 +1059,26 @@ GRANT EXECUTE ON FUNCTION
     chainstore.track(regclass, text[], boolean, jsonb), chainstore.untrack(regclass),
     chainstore.forget(regclass, jsonb), chainstore.seal_batch(integer)
     TO chainstore_admin;
+
+------------------------------------------------------------------------------
+-- IPFS CIDs (src/cid.c)
+------------------------------------------------------------------------------
+
+-- the CIDv1 Kubo gives these bytes with `ipfs add --cid-version=1` (defaults)
+CREATE FUNCTION chainstore.ipfs_cid(data bytea) RETURNS text
+    AS 'MODULE_PATHNAME', 'chainstore_ipfs_cid'
+    LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+-- CIDv0 (base58btc "Qm...") or CIDv1 (base32 "b...") over a sha2-256 digest
+CREATE FUNCTION chainstore.cid_is_valid(cid text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'chainstore_cid_is_valid'
+    LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+-- tests only: the same DAG with another chunk size and fan-out
+CREATE FUNCTION chainstore._ipfs_cid_chunked(data bytea, chunk_size integer, max_links integer)
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'chainstore_ipfs_cid_chunked'
+    LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+REVOKE ALL ON FUNCTION chainstore._ipfs_cid_chunked(bytea, integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION chainstore.ipfs_cid(bytea), chainstore.cid_is_valid(text) TO PUBLIC;

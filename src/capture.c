@@ -47,6 +47,7 @@
 #include "utils/xid8.h"
 
 #include "capture.h"
+#include "chainstore.h"
 #include "merkle.h"
 
 /* chainstore.versions columns; must match sql/chainstore--0.1.0.sql */
@@ -512,6 +513,7 @@ cs_capture(const CsRelInfo *info, TupleDesc desc, Datum *values, bool *nulls,
 
 	outbox_value[0] = Int64GetDatum(version_id);
 	insert_direct(&cat.outbox, outbox_value, outbox_null);
+	cs_note_capture();
 	return true;
 }
 

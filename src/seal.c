@@ -219,6 +219,19 @@ cs_seal_batch(int max_records)
 			elog(ERROR, "inserting proofs failed: %s", SPI_result_code_string(ret));
 	}
 
+	/* one delivery per enabled sink; the worker takes it from there */
+	{
+		Oid			types[1] = {INT8OID};
+		Datum		vals[1];
+
+		vals[0] = Int64GetDatum(batch_id);
+		ret = SPI_execute_with_args("INSERT INTO chainstore.deliveries (batch_id, sink_id)"
+									" SELECT $1, sink_id FROM chainstore.sinks WHERE enabled",
+									1, types, vals, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "creating deliveries failed: %s", SPI_result_code_string(ret));
+	}
+
 	{
 		Oid			types[2] = {INT8OID, BYTEAOID};
 		Datum		vals[2];

@@ -1,0 +1,78 @@
+/*
+ * sink.h
+ *		The interface every sink kind implements.
+ *
+ * A delivery (one batch to one sink) moves through steps: submit, then
+ * verify (immediate), then verify_delayed.  For each step the worker asks
+ * the sink kind to prepare an HTTP request against one endpoint and, once
+ * it has run, to interpret the answer.  The payload is built (and stored)
+ * before the first submit, so a crash at any point re-sends the same bytes.
+ */
+#ifndef CHAINSTORE_SINK_H
+#define CHAINSTORE_SINK_H
+
+#include "postgres.h"
+
+#include "http.h"
+
+typedef enum CsStep
+{
+	CS_STEP_SUBMIT,
+	CS_STEP_VERIFY,
+	CS_STEP_VERIFY_DELAYED
+} CsStep;
+
+typedef enum CsOutcome
+{
+	CS_OUTCOME_NONE,			/* not tried this round (no endpoint available) */
+	CS_OUTCOME_OK,
+	CS_OUTCOME_TRANSIENT,		/* retry later, maybe elsewhere */
+	CS_OUTCOME_PERMANENT,		/* dead letter */
+	CS_OUTCOME_MISMATCH			/* verification found different content */
+} CsOutcome;
+
+typedef struct CsDelivery
+{
+	int64		batch_id;
+	int32		sink_id;
+	char	   *sink_name;
+	char	   *kind;
+	char	  **endpoints;
+	int			nendpoints;
+	char	   *options;		/* JSON object text */
+	CsStep		step;
+	int			attempts;		/* including this one */
+	char	   *payload;
+	size_t		payload_len;
+	char	   *payload_id;
+	char	   *attestation;	/* JSON text, once delivered */
+
+	/* this round */
+	const char *endpoint;		/* chosen endpoint, NULL if none was available */
+	CsHttpRequest req;
+	CsOutcome	outcome;
+	bool		endpoint_failed;	/* counts against the endpoint's breaker */
+	char	   *new_attestation;	/* JSON text on a successful submit */
+	char	   *detail;			/* error or verification detail */
+} CsDelivery;
+
+typedef struct CsSinkOps
+{
+	const char *kind;
+	bool		chain;			/* retry with chainstore.retry_base_chain */
+	/* inside a transaction: build d->payload and d->payload_id */
+	void		(*build_payload) (CsDelivery *d);
+	/* fill d->req for d->step against d->endpoint */
+	void		(*prepare) (CsDelivery *d);
+	/* set d->outcome (and attestation, detail, endpoint_failed) from d->req */
+	void		(*interpret) (CsDelivery *d);
+} CsSinkOps;
+
+extern const CsSinkOps cs_ipfs_sink;
+
+/* shared helpers for sink kinds */
+extern void cs_classify_http(CsDelivery *d);
+extern char *cs_option_text(const char *options, const char *key, const char *dflt);
+extern bool cs_option_bool(const char *options, const char *key, bool dflt);
+
+#endif

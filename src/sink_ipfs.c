@@ -1,0 +1,138 @@
+/*
+ * sink_ipfs.c
+ *		The IPFS sink: a batch's manifest (docs/manifest.md) is added
+ *		through the Kubo RPC API (/api/v0/add, CIDv1, pinned) and verified by
+ *		reading it back (/api/v0/cat).
+ *
+ * chainstore computes the CID itself (cid.c) before sending and refuses a
+ * node that answers with a different one.  Adding the same bytes again
+ * gives the same CID, so re-delivery after a crash is idempotent.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+
+#include "chainstore.h"
+#include "cid.h"
+#include "jsonutil.h"
+#include "sink.h"
+
+static void
+ipfs_build_payload(CsDelivery *d)
+{
+	Oid			types[2] = {INT8OID, BOOLOID};
+	Datum		args[2];
+	int			ret;
+	bool		isnull;
+	text	   *manifest;
+
+	args[0] = Int64GetDatum(d->batch_id);
+	args[1] = BoolGetDatum(cs_option_bool(d->options, "include_record_hash", false));
+	ret = SPI_execute_with_args("SELECT chainstore.batch_manifest($1, $2)::text",
+								2, types, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "building the manifest of batch " INT64_FORMAT " failed", d->batch_id);
+	manifest = DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (isnull)
+		elog(ERROR, "batch " INT64_FORMAT " has no manifest", d->batch_id);
+	d->payload_len = VARSIZE_ANY_EXHDR(manifest);
+	d->payload = palloc(d->payload_len + 1);
+	memcpy(d->payload, VARDATA_ANY(manifest), d->payload_len);
+	d->payload[d->payload_len] = '\0';
+	d->payload_id = cs_ipfs_cid_v1((const uint8_t *) d->payload, d->payload_len);
+}
+
+static void
+ipfs_prepare(CsDelivery *d)
+{
+	StringInfoData url;
+
+	initStringInfo(&url);
+	memset(&d->req, 0, sizeof(d->req));
+	if (d->step == CS_STEP_SUBMIT)
+	{
+		appendStringInfo(&url, "%s/api/v0/add?cid-version=1&pin=true", d->endpoint);
+		d->req.body = d->payload;
+		d->req.body_len = d->payload_len;
+		d->req.upload_name = "manifest.json";
+		d->req.max_response = 64 * 1024;
+	}
+	else
+	{
+		/* the node must not wait forever for content it does not have */
+		appendStringInfo(&url, "%s/api/v0/cat?arg=%s&timeout=%ds", d->endpoint, d->payload_id,
+						 Max(1, cs_request_timeout_ms / 2000));
+		d->req.max_response = d->payload_len + 1;
+	}
+	d->req.url = url.data;
+}
+
+static void
+ipfs_interpret(CsDelivery *d)
+{
+	cs_classify_http(d);
+	if (d->outcome != CS_OUTCOME_OK)
+		return;
+
+	if (d->step == CS_STEP_SUBMIT)
+	{
+		bool		valid_json;
+		char	   *cid = cs_json_string(d->req.response, d->req.response_len, "Hash", &valid_json);
+
+		if (cid == NULL)
+		{
+			d->outcome = CS_OUTCOME_PERMANENT;
+			d->endpoint_failed = true;
+			d->detail = psprintf("IPFS node answered without a CID: %s",
+								 valid_json ? "no \"Hash\" field" : "not a JSON object");
+		}
+		else if (strcmp(cid, d->payload_id) != 0)
+		{
+			d->outcome = CS_OUTCOME_PERMANENT;
+			d->endpoint_failed = true;
+			d->detail = psprintf("IPFS node answered CID %.100s, chainstore computed %s", cid, d->payload_id);
+		}
+		else
+		{
+			StringInfoData att;
+
+			initStringInfo(&att);
+			appendStringInfoString(&att, "{\"ipfs_cid\": ");
+			escape_json(&att, d->payload_id);
+			appendStringInfoString(&att, "}");
+			d->new_attestation = att.data;
+		}
+	}
+	else
+	{
+		char	   *cid = cs_ipfs_cid_v1((const uint8_t *) d->req.response, d->req.response_len);
+
+		if (strcmp(cid, d->payload_id) != 0)
+		{
+			d->outcome = CS_OUTCOME_MISMATCH;
+			d->detail = psprintf("content read back from %s hashes to %s, not %s",
+								 d->endpoint, cid, d->payload_id);
+		}
+		else if (d->req.response_len != d->payload_len ||
+				 memcmp(d->req.response, d->payload, d->payload_len) != 0)
+		{
+			d->outcome = CS_OUTCOME_MISMATCH;
+			d->detail = psprintf("content read back from %s differs from the stored manifest", d->endpoint);
+		}
+		else
+			d->detail = psprintf("%zu bytes read back from %s hash to %s and equal the manifest",
+								 d->payload_len, d->endpoint, d->payload_id);
+	}
+}
+
+const CsSinkOps cs_ipfs_sink = {
+	.kind = "ipfs",
+	.chain = false,
+	.build_payload = ipfs_build_payload,
+	.prepare = ipfs_prepare,
+	.interpret = ipfs_interpret,
+};

@@ -1,0 +1,687 @@
+/*
+ * worker.c
+ *		The chainstore background worker: seals batches and drives every
+ *		delivery (batch x sink) through submit, verify and delayed verify.
+ *
+ * One worker per database in chainstore.databases, started by the
+ * postmaster once recovery has finished (so it stays idle on a hot standby
+ * and starts after promotion), restarted 5 s after it dies.  All progress
+ * lives in tables: a restarted worker resumes where the tables say.
+ *
+ * A round is three short transactions around network I/O done with no
+ * transaction, snapshot or lock held:
+ *   1. seal what is due; claim due deliveries, building and storing each
+ *      payload before it is first sent (so a crash re-sends the same bytes);
+ *   2. (no transaction) pick an endpoint per delivery through the circuit
+ *      breakers and run all requests at once;
+ *   3. record outcomes: attestations, write-back, retries with backoff,
+ *      dead letters, verifications, attempts.
+ * Each round runs in a memory context that is reset afterwards, so memory
+ * stays flat whatever the backlog.  Writers wake the worker at commit
+ * through its latch (chainstore.c), so it does not poll hot.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "breaker.h"
+#include "chainstore.h"
+#include "jsonutil.h"
+#include "seal.h"
+#include "sink.h"
+
+PGDLLEXPORT void chainstore_worker_main(Datum main_arg);
+
+static int	my_slot = -1;
+
+/* ---- helpers shared by sink kinds ---- */
+
+char *
+cs_option_text(const char *options, const char *key, const char *dflt)
+{
+	char	   *v = options ? cs_json_string(options, strlen(options), key, NULL) : NULL;
+
+	return v ? v : (dflt ? pstrdup(dflt) : NULL);
+}
+
+bool
+cs_option_bool(const char *options, const char *key, bool dflt)
+{
+	return options ? cs_json_bool(options, strlen(options), key, dflt) : dflt;
+}
+
+/*
+ * Sort an HTTP answer into the outcomes every sink shares: timeouts,
+ * connection errors, 429 and 5xx are transient; other 4xx permanent.
+ */
+void
+cs_classify_http(CsDelivery *d)
+{
+	long		status = d->req.status;
+
+	d->endpoint_failed = false;
+	if (d->req.error[0] != '\0' || status == 0)
+	{
+		d->outcome = CS_OUTCOME_TRANSIENT;
+		d->endpoint_failed = true;
+		d->detail = psprintf("%s", d->req.error[0] ? d->req.error : "no HTTP answer");
+	}
+	else if (status == 429 || status >= 500)
+	{
+		d->outcome = CS_OUTCOME_TRANSIENT;
+		d->endpoint_failed = true;
+		d->detail = psprintf("HTTP %ld%s%.200s", status,
+							 d->req.response_len ? ": " : "", d->req.response);
+	}
+	else if (status >= 400 || status < 200 || status >= 300)
+	{
+		d->outcome = CS_OUTCOME_PERMANENT;
+		d->detail = psprintf("HTTP %ld%s%.200s", status,
+							 d->req.response_len ? ": " : "", d->req.response);
+	}
+	else
+		d->outcome = CS_OUTCOME_OK;
+}
+
+static const CsSinkOps *
+sink_ops(const char *kind)
+{
+	if (strcmp(kind, "ipfs") == 0)
+		return &cs_ipfs_sink;
+	return NULL;
+}
+
+/* exponential backoff with equal jitter: half fixed, half random */
+static int64
+backoff_ms(const CsSinkOps *ops, int attempts, int retry_after_s)
+{
+	double		base = ops && ops->chain ? cs_retry_base_chain_ms : cs_retry_base_storage_ms;
+	double		delay = base;
+
+	for (int i = 1; i < attempts && delay < cs_retry_max_delay_ms; i++)
+		delay *= 2;
+	delay = Min(delay, (double) cs_retry_max_delay_ms);
+	delay = delay / 2 + pg_prng_double(&pg_global_prng_state) * delay / 2;
+	if (retry_after_s >= 0)
+		delay = Max(delay, retry_after_s * 1000.0);
+	return (int64) delay;
+}
+
+/* ---- transaction helpers ---- */
+
+static void
+begin_tx(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+static void
+commit_tx(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+static bool
+extension_ready(void)
+{
+	int			ret = SPI_execute("SELECT 1 FROM pg_extension WHERE extname = 'chainstore'", true, 1);
+
+	return ret == SPI_OK_SELECT && SPI_processed == 1;
+}
+
+/* ---- step 1: seal and claim ---- */
+
+/*
+ * Seal while a full batch is waiting or the oldest pending version has
+ * waited chainstore.max_batch_delay; at most a few batches a round so that
+ * deliveries are not starved.  Returns ms until the next seal is due, or -1.
+ */
+static int64
+seal_due(void)
+{
+	for (int n = 0; n < 8; n++)
+	{
+		int			ret;
+		bool		isnull;
+		int64		pending;
+		TimestampTz oldest;
+		int64		waited_ms;
+		Oid			types[1] = {INT4OID};
+		Datum		args[1];
+
+		args[0] = Int32GetDatum(cs_batch_size);
+		ret = SPI_execute_with_args("SELECT (SELECT count(*) FROM (SELECT 1 FROM chainstore.outbox LIMIT $1) s),"
+									"       (SELECT v.captured_at FROM chainstore.outbox o"
+									"          JOIN chainstore.versions v USING (version_id)"
+									"         ORDER BY o.version_id LIMIT 1)",
+									1, types, args, NULL, true, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "reading the outbox failed");
+		pending = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (pending == 0)
+			return -1;
+		oldest = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		waited_ms = isnull ? cs_max_batch_delay_ms :
+			(GetCurrentTimestamp() - oldest) / 1000;
+		if (pending < cs_batch_size && waited_ms < cs_max_batch_delay_ms)
+			return cs_max_batch_delay_ms - waited_ms;
+		cs_seal_batch(cs_batch_size);
+	}
+	return 0;
+}
+
+static char *
+spi_text(HeapTuple tup, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, SPI_tuptable->tupdesc, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/*
+ * Due deliveries, copied into round_cxt (SPI's memory goes away at commit),
+ * with their payloads built and recorded.
+ */
+static List *
+claim_deliveries(MemoryContext round_cxt)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		args[1];
+	int			ret;
+	List	   *work = NIL;
+
+	args[0] = Int32GetDatum(cs_concurrency);
+	ret = SPI_execute_with_args(
+								"SELECT d.batch_id, d.sink_id, s.name, s.kind, s.endpoints, s.options::text,"
+								"       d.state, d.attempts, d.payload, d.payload_id, d.attestation::text"
+								"  FROM chainstore.deliveries d JOIN chainstore.sinks s USING (sink_id)"
+								" WHERE s.enabled AND d.next_attempt_at <= now()"
+								"   AND (d.state IN ('pending', 'in_flight', 'delivered')"
+								"        OR (d.state = 'verified' AND d.delayed_verified_at IS NULL))"
+								" ORDER BY d.next_attempt_at, d.batch_id LIMIT $1",
+								1, types, args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading due deliveries failed");
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(round_cxt);
+		CsDelivery *d = palloc0(sizeof(CsDelivery));
+		bool		isnull;
+		char	   *state;
+		Datum	   *elems;
+		bool	   *enulls;
+		Datum		pd;
+
+		d->batch_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		d->sink_id = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+		d->sink_name = spi_text(tup, 3);
+		d->kind = spi_text(tup, 4);
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 5, &isnull)),
+						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &d->nendpoints);
+		d->endpoints = palloc(sizeof(char *) * Max(d->nendpoints, 1));
+		for (int e = 0; e < d->nendpoints; e++)
+			d->endpoints[e] = TextDatumGetCString(elems[e]);
+		d->options = spi_text(tup, 6);
+		state = spi_text(tup, 7);
+		d->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull)) + 1;
+		pd = SPI_getbinval(tup, desc, 9, &isnull);
+		if (!isnull)
+		{
+			bytea	   *b = DatumGetByteaPP(pd);
+
+			d->payload_len = VARSIZE_ANY_EXHDR(b);
+			d->payload = palloc(d->payload_len + 1);
+			memcpy(d->payload, VARDATA_ANY(b), d->payload_len);
+			d->payload[d->payload_len] = '\0';
+		}
+		d->payload_id = spi_text(tup, 10);
+		d->attestation = spi_text(tup, 11);
+		if (strcmp(state, "pending") == 0 || strcmp(state, "in_flight") == 0)
+			d->step = CS_STEP_SUBMIT;
+		else if (strcmp(state, "delivered") == 0)
+			d->step = CS_STEP_VERIFY;
+		else
+			d->step = CS_STEP_VERIFY_DELAYED;
+		work = lappend(work, d);
+		MemoryContextSwitchTo(old);
+	}
+
+	/* build and record payloads before anything is sent */
+	{
+		ListCell   *lc;
+
+		foreach(lc, work)
+		{
+			CsDelivery *d = lfirst(lc);
+			const CsSinkOps *ops = sink_ops(d->kind);
+			Oid			utypes[5] = {INT8OID, INT4OID, BYTEAOID, TEXTOID, INT4OID};
+			Datum		uargs[5];
+			char		unulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+			if (ops == NULL)
+				continue;
+			if (d->step == CS_STEP_SUBMIT && d->payload == NULL)
+			{
+				MemoryContext old = MemoryContextSwitchTo(round_cxt);
+
+				ops->build_payload(d);
+				MemoryContextSwitchTo(old);
+			}
+			uargs[0] = Int64GetDatum(d->batch_id);
+			uargs[1] = Int32GetDatum(d->sink_id);
+			if (d->payload)
+			{
+				bytea	   *b = palloc(VARHDRSZ + d->payload_len);
+
+				SET_VARSIZE(b, VARHDRSZ + d->payload_len);
+				memcpy(VARDATA(b), d->payload, d->payload_len);
+				uargs[2] = PointerGetDatum(b);
+			}
+			else
+				unulls[2] = 'n';
+			if (d->payload_id)
+				uargs[3] = CStringGetTextDatum(d->payload_id);
+			else
+				unulls[3] = 'n';
+			uargs[4] = Int32GetDatum(d->attempts);
+			ret = SPI_execute_with_args("UPDATE chainstore.deliveries"
+										"   SET payload = coalesce(payload, $3), payload_id = coalesce(payload_id, $4),"
+										"       attempts = $5,"
+										"       state = CASE WHEN state = 'pending' THEN 'in_flight' ELSE state END"
+										" WHERE batch_id = $1 AND sink_id = $2",
+										5, utypes, uargs, unulls, false, 0);
+			if (ret != SPI_OK_UPDATE)
+				elog(ERROR, "recording the payload failed");
+		}
+	}
+	return work;
+}
+
+/* ---- step 2: the network ---- */
+
+static void
+send_all(List *work)
+{
+	CsHttpRequest **reqs = palloc(sizeof(CsHttpRequest *) * Max(list_length(work), 1));
+	int			n = 0;
+	ListCell   *lc;
+
+	foreach(lc, work)
+	{
+		CsDelivery *d = lfirst(lc);
+		const CsSinkOps *ops = sink_ops(d->kind);
+
+		d->outcome = CS_OUTCOME_NONE;
+		if (ops == NULL)
+		{
+			d->outcome = CS_OUTCOME_PERMANENT;
+			d->detail = psprintf("sink kind \"%s\" is not supported by this build", d->kind);
+			continue;
+		}
+		/* failover: the first endpoint whose circuit lets a request through */
+		for (int e = 0; e < d->nendpoints && d->endpoint == NULL; e++)
+			if (cs_breaker_allow(d->endpoints[e]))
+				d->endpoint = d->endpoints[e];
+		if (d->endpoint == NULL)
+			continue;
+		ops->prepare(d);
+		reqs[n++] = &d->req;
+	}
+
+	if (n > 0)
+	{
+		pgstat_report_activity(STATE_RUNNING, "chainstore: delivering");
+		cs_http_perform(reqs, n, cs_connect_timeout_ms, cs_request_timeout_ms);
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+
+	foreach(lc, work)
+	{
+		CsDelivery *d = lfirst(lc);
+
+		if (d->endpoint == NULL || d->outcome != CS_OUTCOME_NONE)
+			continue;
+		sink_ops(d->kind)->interpret(d);
+		cs_breaker_record(d->endpoint, !d->endpoint_failed, d->detail);
+	}
+}
+
+/* ---- step 3: record ---- */
+
+static const char *step_names[] = {"submit", "verify", "verify_delayed"};
+
+static void
+record_attempt(CsDelivery *d, bool ok)
+{
+	Oid			types[8] = {INT8OID, INT4OID, TEXTOID, TEXTOID, FLOAT8OID, BOOLOID, INT4OID, TEXTOID};
+	Datum		args[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	args[0] = Int64GetDatum(d->batch_id);
+	args[1] = Int32GetDatum(d->sink_id);
+	args[2] = CStringGetTextDatum(step_names[d->step]);
+	args[3] = CStringGetTextDatum(d->endpoint);
+	args[4] = Float8GetDatum(d->req.elapsed_ms);
+	args[5] = BoolGetDatum(ok);
+	args[6] = Int32GetDatum((int32) d->req.status);
+	if (d->req.status == 0)
+		nulls[6] = 'n';
+	if (d->detail && !ok)
+		args[7] = CStringGetTextDatum(d->detail);
+	else
+		nulls[7] = 'n';
+	if (SPI_execute_with_args("INSERT INTO chainstore.attempts"
+							  " (batch_id, sink_id, step, endpoint, started_at, duration_ms, ok, http_status, error)"
+							  " VALUES ($1, $2, $3, $4, now() - make_interval(secs => $5 / 1000), $5, $6, $7, $8)",
+							  8, types, args, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "recording an attempt failed");
+}
+
+static void
+record_verification(CsDelivery *d, bool ok)
+{
+	Oid			types[6] = {INT8OID, INT4OID, TEXTOID, TEXTOID, BOOLOID, TEXTOID};
+	Datum		args[6];
+
+	args[0] = Int64GetDatum(d->batch_id);
+	args[1] = Int32GetDatum(d->sink_id);
+	args[2] = CStringGetTextDatum(d->step == CS_STEP_VERIFY ? "immediate" : "delayed");
+	args[3] = CStringGetTextDatum(d->endpoint);
+	args[4] = BoolGetDatum(ok);
+	args[5] = CStringGetTextDatum(d->detail ? d->detail : "");
+	if (SPI_execute_with_args("INSERT INTO chainstore.verifications"
+							  " (batch_id, sink_id, phase, endpoint, ok, detail)"
+							  " VALUES ($1, $2, $3, $4, $5, $6)",
+							  6, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "recording a verification failed");
+}
+
+static void
+update_delivery(CsDelivery *d, const char *set_clause, int64 delay_ms)
+{
+	Oid			types[5] = {INT8OID, INT4OID, TEXTOID, TEXTOID, FLOAT8OID};
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	char	   *sql;
+
+	args[0] = Int64GetDatum(d->batch_id);
+	args[1] = Int32GetDatum(d->sink_id);
+	if (d->detail)
+		args[2] = CStringGetTextDatum(d->detail);
+	else
+		nulls[2] = 'n';
+	if (d->endpoint)
+		args[3] = CStringGetTextDatum(d->endpoint);
+	else
+		nulls[3] = 'n';
+	args[4] = Float8GetDatum((double) delay_ms);
+	sql = psprintf("UPDATE chainstore.deliveries SET %s,"
+				   " next_attempt_at = now() + make_interval(secs => $5 / 1000)"
+				   " WHERE batch_id = $1 AND sink_id = $2", set_clause);
+	if (SPI_execute_with_args(sql, 5, types, args, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "updating a delivery failed");
+}
+
+static void
+record_outcomes(List *work)
+{
+	ListCell   *lc;
+
+	foreach(lc, work)
+	{
+		CsDelivery *d = lfirst(lc);
+		const CsSinkOps *ops = sink_ops(d->kind);
+
+		if (d->outcome == CS_OUTCOME_NONE)
+		{
+			/* every endpoint's circuit is open: try again soon, no attempt spent */
+			update_delivery(d, "attempts = attempts - 1", 1000);
+			continue;
+		}
+		if (d->endpoint)
+			record_attempt(d, d->outcome == CS_OUTCOME_OK);
+
+		switch (d->outcome)
+		{
+			case CS_OUTCOME_OK:
+				if (d->step == CS_STEP_SUBMIT)
+				{
+					Oid			types[4] = {INT8OID, INT4OID, TEXTOID, TEXTOID};
+					Datum		args[4];
+
+					args[0] = Int64GetDatum(d->batch_id);
+					args[1] = Int32GetDatum(d->sink_id);
+					args[2] = CStringGetTextDatum(d->new_attestation);
+					args[3] = CStringGetTextDatum(d->endpoint);
+					if (SPI_execute_with_args("UPDATE chainstore.deliveries"
+											  "   SET state = 'delivered', attestation = $3::jsonb, endpoint = $4,"
+											  "       delivered_at = now(), attempts = 0, next_attempt_at = now(),"
+											  "       last_error = NULL"
+											  " WHERE batch_id = $1 AND sink_id = $2",
+											  4, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+						elog(ERROR, "recording a delivery failed");
+					if (SPI_execute_with_args("SELECT chainstore._writeback($1, $3::jsonb)",
+											  3, types, args, NULL, false, 0) != SPI_OK_SELECT)
+						elog(ERROR, "write-back failed");
+					elog(DEBUG1, "chainstore: batch " INT64_FORMAT " delivered to sink %s as %s",
+						 d->batch_id, d->sink_name, d->new_attestation);
+				}
+				else
+				{
+					record_verification(d, true);
+					if (d->step == CS_STEP_VERIFY)
+						update_delivery(d, "state = 'verified', verified_at = now(), attempts = 0",
+										(int64) cs_verify_delay_s * 1000);
+					else
+						update_delivery(d, "delayed_verified_at = now(), attempts = 0", 0);
+				}
+				break;
+
+			case CS_OUTCOME_MISMATCH:
+				record_verification(d, false);
+				update_delivery(d, "state = 'mismatch', last_error = $3, last_error_at = now()", 0);
+				ereport(WARNING,
+						(errmsg("chainstore: batch " INT64_FORMAT " does not verify on sink %s",
+								d->batch_id, d->sink_name),
+						 errdetail("%s", d->detail)));
+				break;
+
+			case CS_OUTCOME_TRANSIENT:
+				if (d->attempts >= cs_max_attempts)
+				{
+					update_delivery(d, "state = 'dead', last_error = $3, last_error_at = now()", 0);
+					ereport(LOG,
+							(errmsg("chainstore: batch " INT64_FORMAT " dead-lettered for sink %s after %d attempts",
+									d->batch_id, d->sink_name, d->attempts),
+							 errdetail("%s", d->detail)));
+				}
+				else
+					update_delivery(d, "last_error = $3, last_error_at = now()",
+									backoff_ms(ops, d->attempts, d->req.retry_after_s));
+				break;
+
+			case CS_OUTCOME_PERMANENT:
+				update_delivery(d, "state = 'dead', last_error = $3, last_error_at = now()", 0);
+				ereport(LOG,
+						(errmsg("chainstore: batch " INT64_FORMAT " dead-lettered for sink %s",
+								d->batch_id, d->sink_name),
+						 errdetail("%s", d->detail)));
+				break;
+
+			case CS_OUTCOME_NONE:
+				break;
+		}
+	}
+}
+
+/* ms until the next delivery is due (capped by naptime) */
+static int64
+next_due_ms(void)
+{
+	bool		isnull;
+	int			ret = SPI_execute("SELECT extract(epoch FROM min(d.next_attempt_at) - now()) * 1000"
+								  "  FROM chainstore.deliveries d JOIN chainstore.sinks s USING (sink_id)"
+								  " WHERE s.enabled AND (d.state IN ('pending', 'in_flight', 'delivered')"
+								  "       OR (d.state = 'verified' AND d.delayed_verified_at IS NULL))",
+								  true, 1);
+	Datum		d;
+
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading the next due delivery failed");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return -1;
+	return Max(0, (int64) DatumGetFloat8(DirectFunctionCall1(numeric_float8, d)));
+}
+
+/* one round; returns how long to sleep */
+static long
+run_round(void)
+{
+	static bool warned_missing = false;
+	int64		seal_in;
+	int64		due_in;
+	long		sleep_ms = cs_naptime_ms;
+	List	   *work;
+	MemoryContext round_cxt = CurrentMemoryContext;
+
+	begin_tx("chainstore: sealing");
+	if (!extension_ready())
+	{
+		if (!warned_missing)
+			ereport(LOG,
+					(errmsg("chainstore worker: extension chainstore is not installed in database \"%s\"; waiting",
+							get_database_name(MyDatabaseId))));
+		warned_missing = true;
+		commit_tx();
+		return cs_naptime_ms;
+	}
+	warned_missing = false;
+	seal_in = seal_due();
+	commit_tx();
+
+	begin_tx("chainstore: claiming deliveries");
+	work = claim_deliveries(round_cxt);
+	commit_tx();
+
+	if (work != NIL)
+	{
+		send_all(work);
+		begin_tx("chainstore: recording deliveries");
+		record_outcomes(work);
+		commit_tx();
+	}
+
+	begin_tx("chainstore: scheduling");
+	due_in = next_due_ms();
+	commit_tx();
+
+	if (seal_in >= 0)
+		sleep_ms = Min(sleep_ms, (long) seal_in);
+	if (due_in >= 0)
+		sleep_ms = Min(sleep_ms, (long) due_in);
+	/* a full round of work: go again at once */
+	if (list_length(work) >= cs_concurrency)
+		sleep_ms = 0;
+	return Max(sleep_ms, 0);
+}
+
+static void
+release_slot(int code, Datum arg)
+{
+	if (cs_shared != NULL && my_slot >= 0)
+	{
+		LWLockAcquire(cs_shared->lock, LW_EXCLUSIVE);
+		cs_shared->workers[my_slot].latch = NULL;
+		cs_shared->workers[my_slot].pid = 0;
+		LWLockRelease(cs_shared->lock);
+	}
+}
+
+void
+chainstore_worker_main(Datum main_arg)
+{
+	MemoryContext round_cxt;
+	char		dbname[BGW_EXTRALEN];
+
+	my_slot = DatumGetInt32(main_arg);
+	strlcpy(dbname, MyBgworkerEntry->bgw_extra, sizeof(dbname));
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(dbname, NULL, 0);
+	pgstat_report_appname("chainstore worker");
+
+	if (cs_shared != NULL && my_slot >= 0 && my_slot < CS_MAX_DATABASES)
+	{
+		LWLockAcquire(cs_shared->lock, LW_EXCLUSIVE);
+		cs_shared->workers[my_slot].dboid = MyDatabaseId;
+		cs_shared->workers[my_slot].pid = MyProcPid;
+		cs_shared->workers[my_slot].latch = &MyProc->procLatch;
+		LWLockRelease(cs_shared->lock);
+		before_shmem_exit(release_slot, (Datum) 0);
+	}
+
+	cs_http_global_init();
+	round_cxt = AllocSetContextCreate(TopMemoryContext, "chainstore worker round",
+									  ALLOCSET_DEFAULT_SIZES);
+	ereport(LOG, (errmsg("chainstore worker started for database \"%s\"", dbname)));
+
+	for (;;)
+	{
+		long		sleep_ms;
+		MemoryContext old;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		old = MemoryContextSwitchTo(round_cxt);
+		sleep_ms = run_round();
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(round_cxt);
+
+		if (sleep_ms > 0)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 sleep_ms, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+	}
+}
