@@ -46,13 +46,19 @@ regress() {
 step "pg_regress and isolation" regress
 
 tap() {
-    # PostgreSQL::Test::Cluster runs initdb, which must not run as root
-    # (and the checkout may not be readable by postgres): run a copy of t/
-    local tapdir="$WORK/tap"
+    # PostgreSQL::Test::Cluster runs initdb, which must not run as root, and
+    # the tests start the Node peers from the checkout: if the postgres user
+    # cannot read the checkout, give it a copy
+    local tapdir="$WORK/tap" root="$ROOT"
     mkdir -p "$tapdir"
+    if ! as_pg test -r "$ROOT/package.json" -a -x "$ROOT/node_modules"; then
+        root="$WORK/checkout"
+        mkdir -p "$root"
+        cp -r "$ROOT/t" "$ROOT/test" "$ROOT/node_modules" "$ROOT/package.json" "$root/"
+    fi
     cp -r "$ROOT/t" "$tapdir/t"
-    [ "$(id -u)" -eq 0 ] && chown -R postgres "$tapdir"
-    (cd "$tapdir" && as_pg env PATH="$PATH" TESTDIR="$tapdir" \
+    [ "$(id -u)" -eq 0 ] && chown -R postgres "$tapdir" "$WORK/checkout" 2>/dev/null
+    (cd "$tapdir" && as_pg env PATH="$PATH" TESTDIR="$tapdir" CHAINSTORE_ROOT="$root" \
         PG_REGRESS=/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress \
         prove -I /usr/lib/postgresql/15/lib/pgxs/src/test/perl t/*.pl)
 }
@@ -61,9 +67,9 @@ step "TAP tests" tap
 verifier() {
     psql -X -q -d postgres -c "DROP DATABASE IF EXISTS verifier" -c "CREATE DATABASE verifier"
     CHAINSTORE_TEST_PGURL="postgresql:///verifier?host=$PGHOST&port=$PGPORT&user=postgres" \
-        node --test test/verifier/
+        node --test test/verifier/ test/cid/ test/ipfs-node/ test/hostile-sink/
 }
-step "independent verifier (node)" verifier
+step "Node tests: independent verifier, CID cross-check, IPFS node, hostile sink" verifier
 
 echo
 echo "tests: $passed passed, $failed failed"

@@ -60,7 +60,11 @@ typedef struct CsSinkOps
 {
 	const char *kind;
 	bool		chain;			/* retry with chainstore.retry_base_chain */
-	/* inside a transaction: build d->payload and d->payload_id */
+	/*
+	 * Inside a transaction: build d->payload and d->payload_id, allocated in
+	 * the memory context current on entry (not SPI's, which is freed at
+	 * commit).
+	 */
 	void		(*build_payload) (CsDelivery *d);
 	/* fill d->req for d->step against d->endpoint */
 	void		(*prepare) (CsDelivery *d);

@@ -30,6 +30,9 @@ ipfs_build_payload(CsDelivery *d)
 	bool		isnull;
 	text	   *manifest;
 
+	/* SPI leaves us in its own context, which dies at SPI_finish */
+	MemoryContext cxt = CurrentMemoryContext;
+
 	args[0] = Int64GetDatum(d->batch_id);
 	args[1] = BoolGetDatum(cs_option_bool(d->options, "include_record_hash", false));
 	ret = SPI_execute_with_args("SELECT chainstore.batch_manifest($1, $2)::text",
@@ -39,6 +42,7 @@ ipfs_build_payload(CsDelivery *d)
 	manifest = DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (isnull)
 		elog(ERROR, "batch " INT64_FORMAT " has no manifest", d->batch_id);
+	MemoryContextSwitchTo(cxt);
 	d->payload_len = VARSIZE_ANY_EXHDR(manifest);
 	d->payload = palloc(d->payload_len + 1);
 	memcpy(d->payload, VARDATA_ANY(manifest), d->payload_len);
