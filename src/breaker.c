@@ -184,6 +184,20 @@ cs_breaker_record(const char *endpoint, bool ok, const char *error)
 	LWLockRelease(cs_shared->lock);
 }
 
+void
+cs_breaker_release(const char *endpoint)
+{
+	CsBreaker  *b;
+
+	if (cs_shared == NULL)
+		return;
+	LWLockAcquire(cs_shared->lock, LW_EXCLUSIVE);
+	b = find_slot(endpoint, false);
+	if (b != NULL && b->state == CS_CIRCUIT_HALF_OPEN)
+		b->probe_in_flight = false;
+	LWLockRelease(cs_shared->lock);
+}
+
 /* chainstore.circuit(endpoint, 'open' | 'closed' | 'auto') */
 PG_FUNCTION_INFO_V1(chainstore_circuit);
 Datum

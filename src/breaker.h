@@ -12,4 +12,7 @@ extern bool cs_breaker_allow(const char *endpoint);
 /* record the outcome of a request the breaker allowed */
 extern void cs_breaker_record(const char *endpoint, bool ok, const char *error);
 
+/* a request the breaker allowed was not sent after all */
+extern void cs_breaker_release(const char *endpoint);
+
 #endif

@@ -66,7 +66,10 @@ typedef struct CsSinkOps
 	 * commit).
 	 */
 	void		(*build_payload) (CsDelivery *d);
-	/* fill d->req for d->step against d->endpoint */
+	/*
+	 * Fill d->req for d->step against d->endpoint; or refuse by setting
+	 * d->outcome (PERMANENT) and d->detail, e.g. when a secret is missing.
+	 */
 	void		(*prepare) (CsDelivery *d);
 	/* set d->outcome (and attestation, detail, endpoint_failed) from d->req */
 	void		(*interpret) (CsDelivery *d);
@@ -78,5 +81,6 @@ extern const CsSinkOps cs_ipfs_sink;
 extern void cs_classify_http(CsDelivery *d);
 extern char *cs_option_text(const char *options, const char *key, const char *dflt);
 extern bool cs_option_bool(const char *options, const char *key, bool dflt);
+extern char *cs_read_secret(const char *name, char **why);
 
 #endif

@@ -73,6 +73,25 @@ ipfs_prepare(CsDelivery *d)
 		d->req.max_response = d->payload_len + 1;
 	}
 	d->req.url = url.data;
+
+	/* an Authorization header from a secret file, e.g. "Bearer …" or "Basic …" */
+	{
+		char	   *secret_name = cs_option_text(d->options, "auth_secret", NULL);
+
+		if (secret_name != NULL)
+		{
+			char	   *why;
+			char	   *secret = cs_read_secret(secret_name, &why);
+
+			if (secret == NULL)
+			{
+				d->outcome = CS_OUTCOME_PERMANENT;
+				d->detail = why;
+				return;
+			}
+			d->req.auth_header = psprintf("Authorization: %s", secret);
+		}
+	}
 }
 
 static void

@@ -33,6 +33,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -68,6 +69,56 @@ bool
 cs_option_bool(const char *options, const char *key, bool dflt)
 {
 	return options ? cs_json_bool(options, strlen(options), key, dflt) : dflt;
+}
+
+/*
+ * The content of secret file `name` in chainstore.secrets_dir, trimmed, or
+ * NULL with *why set.  Names are plain file names, so a sink option cannot
+ * reach outside the directory.  The content is never logged or stored.
+ */
+char *
+cs_read_secret(const char *name, char **why)
+{
+	char		path[MAXPGPATH];
+	FILE	   *f;
+	char		buf[4096];
+	size_t		n;
+
+	*why = NULL;
+	if (cs_secrets_dir == NULL || cs_secrets_dir[0] == '\0')
+	{
+		*why = pstrdup("chainstore.secrets_dir is not set");
+		return NULL;
+	}
+	if (name[0] == '\0' || name[0] == '.' || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != strlen(name))
+	{
+		*why = pstrdup("secret names may only use letters, digits, '.', '_' and '-', and not start with '.'");
+		return NULL;
+	}
+	snprintf(path, sizeof(path), "%s/%s", cs_secrets_dir, name);
+	f = AllocateFile(path, "r");
+	if (f == NULL)
+	{
+		*why = psprintf("secret \"%s\" cannot be read: %m", name);
+		return NULL;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	FreeFile(f);
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	if (n == 0 || strpbrk(buf, "\r\n") != NULL)
+	{
+		explicit_bzero(buf, sizeof(buf));
+		*why = psprintf("secret \"%s\" must be one non-empty line", name);
+		return NULL;
+	}
+	{
+		char	   *result = pstrdup(buf);
+
+		explicit_bzero(buf, sizeof(buf));
+		return result;
+	}
 }
 
 /*
@@ -357,6 +408,12 @@ send_all(List *work)
 		if (d->endpoint == NULL)
 			continue;
 		ops->prepare(d);
+		if (d->outcome != CS_OUTCOME_NONE)
+		{
+			/* refused before sending (bad configuration) */
+			cs_breaker_release(d->endpoint);
+			continue;
+		}
 		reqs[n++] = &d->req;
 	}
 
@@ -371,7 +428,7 @@ send_all(List *work)
 	{
 		CsDelivery *d = lfirst(lc);
 
-		if (d->endpoint == NULL || d->outcome != CS_OUTCOME_NONE)
+		if (d->endpoint == NULL || d->outcome != CS_OUTCOME_NONE || !d->req.done)
 			continue;
 		sink_ops(d->kind)->interpret(d);
 		cs_breaker_record(d->endpoint, !d->endpoint_failed, d->detail);

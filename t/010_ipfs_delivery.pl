@@ -125,7 +125,33 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM purchases WHERE cid IS NU
 my $health = $node->safe_psql('postgres', q{SELECT circuit, requests_1h > 0, latency_p50_ms IS NOT NULL FROM chainstore.sink_health});
 like($health, qr/^closed\|t\|t$/, 'sink_health shows a closed circuit, requests and latency');
 
+# --- secrets: an Authorization header from a file in chainstore.secrets_dir ---
+my $secrets = "$PostgreSQL::Test::Utils::tmp_check/secrets";
+mkdir $secrets;
+my $token = 'Bearer s3cr3t-' . int(rand(1e9));
+open(my $sf, '>', "$secrets/ipfs-token") or die;
+print $sf "$token\n";
+close $sf;
+$node->safe_psql('postgres', qq{ALTER SYSTEM SET chainstore.secrets_dir = '$secrets'; SELECT pg_reload_conf();});
+$node->safe_psql('postgres', q{SELECT chainstore.alter_sink('ipfs', options => '{"auth_secret": "ipfs-token"}')});
+$node->safe_psql('postgres', q{INSERT INTO purchases SELECT g, 'secret', 1 FROM generate_series(3000, 3009) g});
+ok(wait_for_sql($node, q{SELECT count(*) FILTER (WHERE state <> 'verified') FROM chainstore.deliveries}, '0'),
+	'deliveries with a secret Authorization header succeed');
+$node->safe_psql('postgres', q{SELECT chainstore.alter_sink('ipfs', options => '{"auth_secret": "no-such-secret"}')});
+$node->safe_psql('postgres', q{INSERT INTO purchases VALUES (3100, 'secret', 1)});
+ok(wait_for_sql($node, q{SELECT count(*) FROM chainstore.deliveries WHERE state = 'dead' AND last_error LIKE 'secret "no-such-secret" cannot be read%'}, '1'),
+	'a missing secret dead-letters the delivery with a clear error');
+my $dump = $node->safe_psql('postgres', q{
+	SELECT string_agg(t::text, E'\n') FROM (
+	    SELECT s::text AS t FROM chainstore.sinks s UNION ALL SELECT d::text FROM chainstore.deliveries d
+	    UNION ALL SELECT a::text FROM chainstore.attempts a UNION ALL SELECT c::text FROM chainstore.circuit_states() c
+	    UNION ALL SELECT setting FROM pg_settings WHERE name LIKE 'chainstore.%') x});
+unlike($dump, qr/s3cr3t/, 'the secret appears in no chainstore table or setting');
+is($node->safe_psql('postgres', q{SET ROLE chainstore_admin; SELECT count(*) FROM pg_settings WHERE name = 'chainstore.secrets_dir'}), '0',
+	'chainstore.secrets_dir is hidden from non-superusers');
+
 $node->stop;
+unlike(slurp_file($node->logfile), qr/s3cr3t/, 'the secret appears in no log line');
 unlike(slurp_file($node->logfile), qr/terminated by signal|TRAP|PANIC/, 'no crash in the server log');
 stop_ipfs($ipfs);
 stop_ipfs($backup);
