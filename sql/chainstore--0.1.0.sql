@@ -985,6 +985,55 @@ SELECT t.label, t.relid, chainstore.record_pk(l.record_key) AS pk,
                count(*) FILTER (WHERE x.state = 'dead') AS failed
           FROM chainstore.deliveries x WHERE x.batch_id = p.batch_id) d ON true;
 
+-- Reconciliation: what each sink says the newest anchored batch is, compared
+-- with the local batch chain.  A sink holding batches this database does not
+-- have (restore from an old backup, point-in-time recovery, failover to a
+-- lagging replica) is a fork: the worker stops delivering to that sink until
+-- an administrator acknowledges it.
+CREATE TABLE chainstore.reconciliation (
+    sink_id          integer PRIMARY KEY REFERENCES chainstore.sinks ON DELETE CASCADE,
+    checked_at       timestamptz NOT NULL DEFAULT now(),
+    status           text NOT NULL CHECK (status IN ('ok', 'fork', 'unreachable')),
+    sink_batch_id    bigint,
+    sink_batch_hash  bytea,
+    local_batch_id   bigint,
+    local_batch_hash bytea,
+    detail           text,
+    acknowledged_at  timestamptz,
+    acknowledged_by  name,
+    acknowledged_batch_id   bigint,         -- the sink head that was accepted
+    acknowledged_batch_hash bytea
+);
+SELECT pg_catalog.pg_extension_config_dump('chainstore.reconciliation', '');
+
+CREATE FUNCTION chainstore.acknowledge_fork(sink text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE chainstore.reconciliation r
+       SET acknowledged_at = now(), acknowledged_by = session_user,
+           acknowledged_batch_id = r.sink_batch_id, acknowledged_batch_hash = r.sink_batch_hash
+      FROM chainstore.sinks s
+     WHERE s.sink_id = r.sink_id AND s.name = acknowledge_fork.sink AND r.status = 'fork';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'sink % has no fork to acknowledge', acknowledge_fork.sink
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    RAISE LOG 'chainstore: fork on sink % acknowledged by %; this database''s chain will be anchored there from now on',
+        acknowledge_fork.sink, session_user;
+    PERFORM chainstore._wake_worker();
+END
+$$;
+
+CREATE VIEW chainstore.reconciliation_report AS
+SELECT s.name AS sink, s.kind, r.status,
+       r.status = 'fork' AND r.acknowledged_at IS NULL AS blocking,
+       r.checked_at, r.sink_batch_id, r.sink_batch_hash, r.local_batch_id, r.local_batch_hash,
+       r.detail, r.acknowledged_at, r.acknowledged_by
+  FROM chainstore.sinks s
+  LEFT JOIN chainstore.reconciliation r USING (sink_id);
+
 CREATE VIEW chainstore.delivery_queue AS
 SELECT s.name AS sink, s.kind, d.state, count(*) AS batches,
        min(b.sealed_at) AS oldest_sealed_at, now() - min(b.sealed_at) AS oldest_age,
@@ -1050,8 +1099,11 @@ GRANT UPDATE (state, attempts, next_attempt_at, last_error) ON chainstore.delive
 GRANT EXECUTE ON FUNCTION chainstore.add_sink(text, text, text[], jsonb, boolean),
     chainstore.alter_sink(text, text[], jsonb, boolean), chainstore.drop_sink(text),
     chainstore._require_superuser(text), chainstore._check_endpoints(text[]),
-    chainstore.retry(bigint, text), chainstore._wake_worker(), chainstore.circuit(text, text)
+    chainstore.retry(bigint, text), chainstore._wake_worker(), chainstore.circuit(text, text),
+    chainstore.acknowledge_fork(text)
     TO chainstore_admin;
+GRANT UPDATE (acknowledged_at, acknowledged_by, acknowledged_batch_id, acknowledged_batch_hash)
+    ON chainstore.reconciliation TO chainstore_admin;
 GRANT EXECUTE ON FUNCTION
     chainstore.capture(), chainstore.refuse_truncate(),
     chainstore._check_columns(regclass, text[]), chainstore._backfill(regclass),

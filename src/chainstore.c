@@ -52,6 +52,7 @@ int			cs_breaker_open_s = 30;
 int			cs_breaker_close_successes = 3;
 int			cs_max_endpoints = 64;
 char	   *cs_secrets_dir = NULL;
+int			cs_reconcile_interval_s = 300;
 
 CsShared   *cs_shared = NULL;
 
@@ -259,6 +260,11 @@ _PG_init(void)
 							"Consecutive successful probes that close a half-open circuit.",
 							NULL, &cs_breaker_close_successes, 3, 1, 1000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("chainstore.reconcile_interval",
+							"How often the worker compares each sink's head with the local batch chain.",
+							"Also done when the worker starts.",
+							&cs_reconcile_interval_s, 300, 1, 24 * 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomStringVariable("chainstore.secrets_dir",
 							   "Directory of secret files named by sink options (tokens, keys).",
 							   "Only superusers can see or set it; the files are read by the worker.",

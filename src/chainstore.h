@@ -32,6 +32,7 @@ extern int	cs_breaker_open_s;
 extern int	cs_breaker_close_successes;
 extern int	cs_max_endpoints;
 extern char *cs_secrets_dir;
+extern int	cs_reconcile_interval_s;
 
 #define CS_MAX_DATABASES 16
 #define CS_ENDPOINT_LEN 256

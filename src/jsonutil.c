@@ -52,3 +52,22 @@ cs_json_bool(const char *json, size_t len, const char *key, bool dflt)
 	json_decref(root);
 	return result;
 }
+
+bool
+cs_json_int64(const char *json, size_t len, const char *key, long long *out)
+{
+	json_t	   *root = load(json, len);
+	json_t	   *v;
+	bool		ok = false;
+
+	if (root == NULL)
+		return false;
+	v = json_is_object(root) ? json_object_get(root, key) : NULL;
+	if (v && json_is_integer(v))
+	{
+		*out = (long long) json_integer_value(v);
+		ok = true;
+	}
+	json_decref(root);
+	return ok;
+}

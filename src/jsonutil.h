@@ -15,4 +15,7 @@ extern char *cs_json_string(const char *json, size_t len, const char *key, bool 
 /* boolean member of a top-level object, dflt if absent */
 extern bool cs_json_bool(const char *json, size_t len, const char *key, bool dflt);
 
+/* integer member of a top-level object; false if absent or not an integer */
+extern bool cs_json_int64(const char *json, size_t len, const char *key, long long *out);
+
 #endif

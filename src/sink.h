@@ -56,6 +56,39 @@ typedef struct CsDelivery
 	char	   *detail;			/* error or verification detail */
 } CsDelivery;
 
+/*
+ * Reconciliation: each sink keeps a "head" naming the newest batch this
+ * database anchored there, so that a database restored from an older backup
+ * can notice that the sink holds batches it no longer has.
+ */
+typedef enum CsHeadResult
+{
+	CS_HEAD_UNKNOWN,			/* could not read it this time */
+	CS_HEAD_NONE,				/* the sink has no head for us yet */
+	CS_HEAD_FOUND
+} CsHeadResult;
+
+typedef struct CsHeadCheck
+{
+	int32		sink_id;
+	char	   *sink_name;
+	char	   *kind;
+	char	  **endpoints;
+	int			nendpoints;
+	char	   *options;
+	char	   *path;			/* where the head lives on the sink */
+	const char *endpoint;
+	CsHttpRequest req;
+	bool		writing;		/* a head write, not a read */
+	/* read result */
+	CsHeadResult result;
+	int64		batch_id;
+	char	   *batch_hash;		/* "0x…" */
+	char	   *detail;
+	/* what to write */
+	char	   *body;
+} CsHeadCheck;
+
 typedef struct CsSinkOps
 {
 	const char *kind;
@@ -73,6 +106,10 @@ typedef struct CsSinkOps
 	void		(*prepare) (CsDelivery *d);
 	/* set d->outcome (and attestation, detail, endpoint_failed) from d->req */
 	void		(*interpret) (CsDelivery *d);
+	/* reconciliation: fill h->req to read (or, if h->writing, write) the head */
+	void		(*prepare_head) (CsHeadCheck *h);
+	/* after a read: set h->result, h->batch_id, h->batch_hash, h->detail */
+	void		(*interpret_head) (CsHeadCheck *h);
 } CsSinkOps;
 
 extern const CsSinkOps cs_ipfs_sink;

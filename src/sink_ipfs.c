@@ -152,10 +152,85 @@ ipfs_interpret(CsDelivery *d)
 	}
 }
 
+/* percent-encode a path for a query string */
+static void
+append_escaped(StringInfo buf, const char *s)
+{
+	static const char hexd[] = "0123456789ABCDEF";
+
+	for (; *s; s++)
+	{
+		unsigned char c = (unsigned char) *s;
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			c == '-' || c == '_' || c == '.' || c == '~' || c == '/')
+			appendStringInfoChar(buf, c);
+		else
+			appendStringInfo(buf, "%%%c%c", hexd[c >> 4], hexd[c & 15]);
+	}
+}
+
+/* the head is a small JSON file in the node's MFS */
+static void
+ipfs_prepare_head(CsHeadCheck *h)
+{
+	StringInfoData url;
+
+	initStringInfo(&url);
+	memset(&h->req, 0, sizeof(h->req));
+	if (h->writing)
+	{
+		appendStringInfo(&url, "%s/api/v0/files/write?create=true&parents=true&truncate=true&arg=",
+						 h->endpoint);
+		append_escaped(&url, h->path);
+		h->req.body = h->body;
+		h->req.body_len = strlen(h->body);
+		h->req.upload_name = "head.json";
+	}
+	else
+	{
+		appendStringInfo(&url, "%s/api/v0/files/read?arg=", h->endpoint);
+		append_escaped(&url, h->path);
+	}
+	h->req.max_response = 64 * 1024;
+	h->req.url = url.data;
+}
+
+static void
+ipfs_interpret_head(CsHeadCheck *h)
+{
+	long long	batch_id;
+	char	   *hash;
+
+	h->result = CS_HEAD_UNKNOWN;
+	if (h->req.status == 500 && strstr(h->req.response, "does not exist") != NULL)
+	{
+		h->result = CS_HEAD_NONE;
+		return;
+	}
+	if (h->req.status != 200)
+	{
+		h->detail = psprintf("reading the head failed: %s",
+							 h->req.error[0] ? h->req.error : psprintf("HTTP %ld", h->req.status));
+		return;
+	}
+	hash = cs_json_string(h->req.response, h->req.response_len, "batch_hash", NULL);
+	if (!cs_json_int64(h->req.response, h->req.response_len, "batch_id", &batch_id) || hash == NULL)
+	{
+		h->detail = pstrdup("the head on the sink is not a chainstore head");
+		return;
+	}
+	h->result = CS_HEAD_FOUND;
+	h->batch_id = (int64) batch_id;
+	h->batch_hash = hash;
+}
+
 const CsSinkOps cs_ipfs_sink = {
 	.kind = "ipfs",
 	.chain = false,
 	.build_payload = ipfs_build_payload,
 	.prepare = ipfs_prepare,
 	.interpret = ipfs_interpret,
+	.prepare_head = ipfs_prepare_head,
+	.interpret_head = ipfs_interpret_head,
 };

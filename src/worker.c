@@ -23,6 +23,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "common/pg_prng.h"
@@ -263,12 +264,19 @@ spi_text(HeapTuple tup, int col)
  * with their payloads built and recorded.
  */
 static List *
-claim_deliveries(MemoryContext round_cxt)
+claim_deliveries(MemoryContext round_cxt, List *checks)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		args[1];
+	Oid			types[2] = {INT4OID, INT4ARRAYOID};
+	Datum		args[2];
 	int			ret;
 	List	   *work = NIL;
+	Datum	   *checked = palloc(sizeof(Datum) * Max(list_length(checks), 1));
+	int			nchecked = 0;
+	ListCell   *cl;
+
+	foreach(cl, checks)
+		checked[nchecked++] = Int32GetDatum(((CsHeadCheck *) lfirst(cl))->sink_id);
+	args[1] = PointerGetDatum(construct_array(checked, nchecked, INT4OID, 4, true, TYPALIGN_INT));
 
 	args[0] = Int32GetDatum(cs_concurrency);
 	ret = SPI_execute_with_args(
@@ -278,8 +286,14 @@ claim_deliveries(MemoryContext round_cxt)
 								" WHERE s.enabled AND d.next_attempt_at <= now()"
 								"   AND (d.state IN ('pending', 'in_flight', 'delivered')"
 								"        OR (d.state = 'verified' AND d.delayed_verified_at IS NULL))"
+								/* a sink whose head is being checked waits for the result */
+								"   AND NOT d.sink_id = ANY ($2)"
+								/* nothing goes to a sink holding a fork nobody acknowledged */
+								"   AND NOT EXISTS (SELECT 1 FROM chainstore.reconciliation r"
+								"                    WHERE r.sink_id = d.sink_id AND r.status = 'fork'"
+								"                      AND r.acknowledged_at IS NULL)"
 								" ORDER BY d.next_attempt_at, d.batch_id LIMIT $1",
-								1, types, args, NULL, false, 0);
+								2, types, args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading due deliveries failed");
 
@@ -576,31 +590,302 @@ record_outcomes(List *work)
 				break;
 
 			case CS_OUTCOME_TRANSIENT:
-				if (d->attempts >= cs_max_attempts)
+			case CS_OUTCOME_PERMANENT:
+				if (d->step != CS_STEP_SUBMIT)
 				{
-					update_delivery(d, "state = 'dead', last_error = $3, last_error_at = now()", 0);
+					/*
+					 * A verification that cannot be done (node down, bad
+					 * configuration) never takes back what was delivered: keep
+					 * the state, record why, and keep trying, slowly once the
+					 * attempts are used up.
+					 */
+					update_delivery(d, "last_error = $3, last_error_at = now()",
+									d->attempts >= cs_max_attempts ? cs_retry_max_delay_ms :
+									backoff_ms(ops, d->attempts, d->req.retry_after_s));
+					break;
+				}
+				if (d->outcome == CS_OUTCOME_TRANSIENT && d->attempts < cs_max_attempts)
+				{
+					update_delivery(d, "last_error = $3, last_error_at = now()",
+									backoff_ms(ops, d->attempts, d->req.retry_after_s));
+					break;
+				}
+				update_delivery(d, "state = 'dead', last_error = $3, last_error_at = now()", 0);
+				if (d->outcome == CS_OUTCOME_TRANSIENT)
 					ereport(LOG,
 							(errmsg("chainstore: batch " INT64_FORMAT " dead-lettered for sink %s after %d attempts",
 									d->batch_id, d->sink_name, d->attempts),
 							 errdetail("%s", d->detail)));
-				}
 				else
-					update_delivery(d, "last_error = $3, last_error_at = now()",
-									backoff_ms(ops, d->attempts, d->req.retry_after_s));
-				break;
-
-			case CS_OUTCOME_PERMANENT:
-				update_delivery(d, "state = 'dead', last_error = $3, last_error_at = now()", 0);
-				ereport(LOG,
-						(errmsg("chainstore: batch " INT64_FORMAT " dead-lettered for sink %s",
-								d->batch_id, d->sink_name),
-						 errdetail("%s", d->detail)));
+					ereport(LOG,
+							(errmsg("chainstore: batch " INT64_FORMAT " dead-lettered for sink %s",
+									d->batch_id, d->sink_name),
+							 errdetail("%s", d->detail)));
 				break;
 
 			case CS_OUTCOME_NONE:
 				break;
 		}
 	}
+}
+
+/* ---- reconciliation ---- */
+
+static TimestampTz last_reconcile = 0;
+
+static char *
+head_path(const char *sink_name)
+{
+	return psprintf("/chainstore/" UINT64_FORMAT "/%s/%s/head.json",
+					GetSystemIdentifier(), get_database_name(MyDatabaseId), sink_name);
+}
+
+/* the sinks whose head is due for a check this round (all of them at start) */
+static List *
+load_head_checks(MemoryContext round_cxt)
+{
+	List	   *checks = NIL;
+	int			ret;
+
+	if (last_reconcile != 0 &&
+		!TimestampDifferenceExceeds(last_reconcile, GetCurrentTimestamp(), cs_reconcile_interval_s * 1000))
+		return NIL;
+	ret = SPI_execute("SELECT sink_id, name, kind, endpoints, options::text FROM chainstore.sinks WHERE enabled",
+					  true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading sinks failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(round_cxt);
+		CsHeadCheck *h = palloc0(sizeof(CsHeadCheck));
+		bool		isnull;
+		Datum	   *elems;
+		bool	   *enulls;
+		const CsSinkOps *ops;
+
+		h->sink_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		h->sink_name = spi_text(tup, 2);
+		h->kind = spi_text(tup, 3);
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull)),
+						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &h->nendpoints);
+		h->endpoints = palloc(sizeof(char *) * Max(h->nendpoints, 1));
+		for (int e = 0; e < h->nendpoints; e++)
+			h->endpoints[e] = TextDatumGetCString(elems[e]);
+		h->options = spi_text(tup, 5);
+		h->path = head_path(h->sink_name);
+		ops = sink_ops(h->kind);
+		if (ops != NULL && ops->prepare_head != NULL)
+			checks = lappend(checks, h);
+		MemoryContextSwitchTo(old);
+	}
+	last_reconcile = GetCurrentTimestamp();
+	return checks;
+}
+
+/* run head reads or writes (no transaction open) */
+static void
+send_heads(List *checks)
+{
+	CsHttpRequest **reqs = palloc(sizeof(CsHttpRequest *) * Max(list_length(checks), 1));
+	int			n = 0;
+	ListCell   *lc;
+
+	foreach(lc, checks)
+	{
+		CsHeadCheck *h = lfirst(lc);
+
+		h->result = CS_HEAD_UNKNOWN;
+		for (int e = 0; e < h->nendpoints && h->endpoint == NULL; e++)
+			if (cs_breaker_allow(h->endpoints[e]))
+				h->endpoint = h->endpoints[e];
+		if (h->endpoint == NULL)
+		{
+			h->detail = pstrdup("every endpoint's circuit is open");
+			continue;
+		}
+		sink_ops(h->kind)->prepare_head(h);
+		reqs[n++] = &h->req;
+	}
+	if (n > 0)
+		cs_http_perform(reqs, n, cs_connect_timeout_ms, cs_request_timeout_ms);
+	foreach(lc, checks)
+	{
+		CsHeadCheck *h = lfirst(lc);
+		bool		transport_ok;
+
+		if (h->endpoint == NULL || !h->req.done)
+			continue;
+		transport_ok = h->req.error[0] == '\0' && h->req.status != 0 && h->req.status < 500;
+		if (!h->writing)
+		{
+			sink_ops(h->kind)->interpret_head(h);
+			transport_ok = transport_ok || h->result != CS_HEAD_UNKNOWN;
+		}
+		else if (h->req.status != 200)
+			elog(DEBUG1, "chainstore: writing the head of sink %s failed: %s",
+				 h->sink_name, h->req.error[0] ? h->req.error : h->req.response);
+		cs_breaker_record(h->endpoint, transport_ok, h->req.error[0] ? h->req.error : NULL);
+	}
+}
+
+/* compare each head read with the local batch chain and record the verdict */
+static void
+record_heads(List *checks)
+{
+	ListCell   *lc;
+
+	foreach(lc, checks)
+	{
+		CsHeadCheck *h = lfirst(lc);
+		const char *status = "ok";
+		char	   *detail = NULL;
+		Oid			types[5] = {INT4OID, TEXTOID, INT8OID, TEXTOID, TEXTOID};
+		Datum		args[5];
+		char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+		int			ret;
+		bool		isnull;
+
+		if (h->result == CS_HEAD_UNKNOWN)
+		{
+			status = "unreachable";
+			detail = h->detail ? h->detail : pstrdup("the sink could not be asked");
+		}
+		else if (h->result == CS_HEAD_NONE)
+			detail = pstrdup("the sink holds no head for this database yet");
+		else
+		{
+			Oid			ctypes[2] = {INT8OID, TEXTOID};
+			Datum		cargs[2];
+			Datum		local_hash;
+			bool		local_missing;
+			int64		local_max;
+
+			cargs[0] = Int64GetDatum(h->batch_id);
+			cargs[1] = CStringGetTextDatum(h->batch_hash);
+			ret = SPI_execute_with_args("SELECT '0x' || encode(b.batch_hash, 'hex') = $2,"
+										"       (SELECT coalesce(max(batch_id), 0) FROM chainstore.batches)"
+										"  FROM (SELECT 1) x LEFT JOIN chainstore.batches b ON b.batch_id = $1",
+										2, ctypes, cargs, NULL, true, 1);
+			if (ret != SPI_OK_SELECT || SPI_processed != 1)
+				elog(ERROR, "comparing heads failed");
+			local_hash = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &local_missing);
+			local_max = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+			if (local_missing)
+			{
+				status = "fork";
+				detail = psprintf("the sink's newest batch is " INT64_FORMAT " but this database's is " INT64_FORMAT
+								  " (restored from an older backup, or failed over to a lagging replica?)",
+								  h->batch_id, local_max);
+			}
+			else if (!DatumGetBool(local_hash))
+			{
+				status = "fork";
+				detail = psprintf("batch " INT64_FORMAT " on the sink (%s) is not this database's batch " INT64_FORMAT,
+								  h->batch_id, h->batch_hash, h->batch_id);
+			}
+			else
+				detail = psprintf("the sink's newest batch " INT64_FORMAT " matches the local chain", h->batch_id);
+		}
+
+		args[0] = Int32GetDatum(h->sink_id);
+		args[1] = CStringGetTextDatum(status);
+		if (h->result == CS_HEAD_FOUND)
+		{
+			args[2] = Int64GetDatum(h->batch_id);
+			args[3] = CStringGetTextDatum(h->batch_hash);
+		}
+		else
+			nulls[2] = nulls[3] = 'n';
+		args[4] = CStringGetTextDatum(detail);
+		ret = SPI_execute_with_args(
+									"INSERT INTO chainstore.reconciliation AS r"
+									"  (sink_id, checked_at, status, sink_batch_id, sink_batch_hash,"
+									"   local_batch_id, local_batch_hash, detail)"
+									" SELECT $1, now(), $2, $3, decode(substr($4, 3), 'hex'), l.batch_id, l.batch_hash, $5"
+									"   FROM (SELECT 1) x LEFT JOIN LATERAL (SELECT batch_id, batch_hash FROM chainstore.batches"
+									"                                  ORDER BY batch_id DESC LIMIT 1) l ON true"
+									" ON CONFLICT (sink_id) DO UPDATE SET"
+									"   checked_at = EXCLUDED.checked_at,"
+									"   status = CASE WHEN EXCLUDED.status = 'unreachable' AND r.status = 'fork'"
+									"                 THEN r.status ELSE EXCLUDED.status END,"
+									"   sink_batch_id = coalesce(EXCLUDED.sink_batch_id, r.sink_batch_id),"
+									"   sink_batch_hash = coalesce(EXCLUDED.sink_batch_hash, r.sink_batch_hash),"
+									"   local_batch_id = EXCLUDED.local_batch_id, local_batch_hash = EXCLUDED.local_batch_hash,"
+									"   detail = EXCLUDED.detail,"
+		/* an acknowledgment holds for the very head that was acknowledged */
+									"   acknowledged_at = CASE WHEN EXCLUDED.status = 'fork'"
+									"        AND r.acknowledged_batch_id = EXCLUDED.sink_batch_id"
+									"        AND r.acknowledged_batch_hash = EXCLUDED.sink_batch_hash THEN r.acknowledged_at"
+									"        WHEN EXCLUDED.status = 'unreachable' THEN r.acknowledged_at END,"
+									"   acknowledged_by = CASE WHEN EXCLUDED.status = 'fork'"
+									"        AND r.acknowledged_batch_id = EXCLUDED.sink_batch_id"
+									"        AND r.acknowledged_batch_hash = EXCLUDED.sink_batch_hash THEN r.acknowledged_by"
+									"        WHEN EXCLUDED.status = 'unreachable' THEN r.acknowledged_by END"
+									" RETURNING status = 'fork' AND acknowledged_at IS NULL",
+									5, types, args, nulls, false, 0);
+		if (ret != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "recording reconciliation failed");
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+			ereport(WARNING,
+					(errmsg("chainstore: sink %s holds a different batch chain; nothing more is anchored there",
+							h->sink_name),
+					 errdetail("%s", detail),
+					 errhint("Check chainstore.reconciliation_report, then call chainstore.acknowledge_fork('%s') to anchor this database's chain there anyway.",
+							 h->sink_name)));
+	}
+}
+
+/* after deliveries: heads to publish, one per sink that got a new delivery */
+static List *
+heads_to_publish(List *work, MemoryContext round_cxt)
+{
+	List	   *writes = NIL;
+	List	   *done_sinks = NIL;
+	ListCell   *lc;
+
+	foreach(lc, work)
+	{
+		CsDelivery *d = lfirst(lc);
+		Oid			types[1] = {INT4OID};
+		Datum		args[1];
+		int			ret;
+		const CsSinkOps *ops = sink_ops(d->kind);
+
+		if (d->step != CS_STEP_SUBMIT || d->outcome != CS_OUTCOME_OK ||
+			ops == NULL || ops->prepare_head == NULL ||
+			list_member_int(done_sinks, d->sink_id))
+			continue;
+		done_sinks = lappend_int(done_sinks, d->sink_id);
+		args[0] = Int32GetDatum(d->sink_id);
+		ret = SPI_execute_with_args("SELECT json_build_object('format', 'chainstore-head-v1',"
+									"   'batch_id', b.batch_id, 'batch_hash', '0x' || encode(b.batch_hash, 'hex'),"
+									"   'attestation', dl.attestation,"
+									"   'system_identifier', b.system_identifier::text)::text"
+									"  FROM chainstore.deliveries dl JOIN chainstore.batches b USING (batch_id)"
+									" WHERE dl.sink_id = $1 AND dl.state IN ('delivered', 'verified')"
+									" ORDER BY dl.batch_id DESC LIMIT 1",
+									1, types, args, NULL, true, 1);
+		if (ret == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			MemoryContext old = MemoryContextSwitchTo(round_cxt);
+			CsHeadCheck *h = palloc0(sizeof(CsHeadCheck));
+
+			h->sink_id = d->sink_id;
+			h->sink_name = d->sink_name;
+			h->kind = d->kind;
+			h->endpoints = d->endpoints;
+			h->nendpoints = d->nendpoints;
+			h->options = d->options;
+			h->path = head_path(d->sink_name);
+			h->writing = true;
+			h->body = spi_text(SPI_tuptable->vals[0], 1);
+			writes = lappend(writes, h);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	return writes;
 }
 
 /* ms until the next delivery is due (capped by naptime) */
@@ -632,6 +917,7 @@ run_round(void)
 	int64		due_in;
 	long		sleep_ms = cs_naptime_ms;
 	List	   *work;
+	List	   *checks;
 	MemoryContext round_cxt = CurrentMemoryContext;
 
 	begin_tx("chainstore: sealing");
@@ -650,15 +936,29 @@ run_round(void)
 	commit_tx();
 
 	begin_tx("chainstore: claiming deliveries");
-	work = claim_deliveries(round_cxt);
+	checks = load_head_checks(round_cxt);
+	work = claim_deliveries(round_cxt, checks);
 	commit_tx();
+
+	if (checks != NIL)
+	{
+		send_heads(checks);
+		begin_tx("chainstore: reconciling");
+		record_heads(checks);
+		commit_tx();
+	}
 
 	if (work != NIL)
 	{
+		List	   *writes;
+
 		send_all(work);
 		begin_tx("chainstore: recording deliveries");
 		record_outcomes(work);
+		writes = heads_to_publish(work, round_cxt);
 		commit_tx();
+		if (writes != NIL)
+			send_heads(writes);
 	}
 
 	begin_tx("chainstore: scheduling");
