@@ -86,4 +86,121 @@ sub wait_for_sql
 	return 0;
 }
 
+# ---- helpers of the crash and standby tests (t/011, t/013) ----
+
+push @EXPORT, qw(ipfs_rpc worker_pid pid_alive wait_until_dead postmaster_children);
+
+# POST a Kubo RPC call (/api/v0/<call>) to the IPFS node; query given as a list
+# of [name, value] pairs; returns HTTP::Tiny's response hash
+sub ipfs_rpc
+{
+	my ($ipfs, $call, @query) = @_;
+	require HTTP::Tiny;
+	my $http = HTTP::Tiny->new(timeout => 30);
+	my $url = "$ipfs->{url}/api/v0/$call";
+	my $qs = join('&', map { "$_->[0]=" . $_->[1] } @query);
+	$url .= "?$qs" if $qs ne '';
+	return $http->request('POST', $url);
+}
+
+# pid of the chainstore worker of a node ('' if none is running)
+sub worker_pid
+{
+	my ($node) = @_;
+	my ($ret, $out, $err) = $node->psql('postgres',
+		q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'chainstore worker'});
+	return $ret == 0 ? $out : '';
+}
+
+# is a process alive? (a zombie is not)
+sub pid_alive
+{
+	my ($pid) = @_;
+	return 0 unless $pid && kill(0, $pid);
+	open(my $fh, '<', "/proc/$pid/stat") or return 0;
+	my $stat = <$fh>;
+	close $fh;
+	return 0 if defined $stat && $stat =~ /^\d+ \(.*\) Z/;
+	return 1;
+}
+
+# wait (bounded) until none of the pids is alive; returns the ones still alive
+sub wait_until_dead
+{
+	my ($timeout, @pids) = @_;
+	my $deadline = time() + $timeout;
+	my @alive = grep { pid_alive($_) } @pids;
+	while (@alive && time() < $deadline)
+	{
+		usleep(50_000);
+		@alive = grep { pid_alive($_) } @alive;
+	}
+	return @alive;
+}
+
+# pids of the postmaster's child processes
+sub postmaster_children
+{
+	my ($pmpid) = @_;
+	my @children;
+	opendir(my $dh, '/proc') or return ();
+	for my $pid (grep { /^\d+$/ } readdir $dh)
+	{
+		open(my $fh, '<', "/proc/$pid/stat") or next;
+		my $stat = <$fh>;
+		close $fh;
+		push @children, $pid if defined $stat && $stat =~ /^\d+ \(.*\) \S (\d+) / && $1 == $pmpid;
+	}
+	closedir $dh;
+	return @children;
+}
+
+# ---- helpers of the hostile sink test (t/012) ----
+
+push @EXPORT, qw(start_hostile stop_hostile hostile_stats hostile_mode hostile_reset);
+
+# start test/hostile-sink/server.mjs in one mode on a free port; returns a handle
+sub start_hostile
+{
+	my ($mode, @extra) = @_;
+	my $script = repo_root() . '/test/hostile-sink/server.mjs';
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start([ 'node', $script, '--port', 0, '--mode', $mode, @extra ],
+		'>', \$out, '2>', \$err);
+	my $deadline = time() + 30;
+	while ($out !~ /ready (\d+)/ && time() < $deadline)
+	{
+		usleep(100_000);
+		$h->pump_nb;
+		die "hostile sink exited: $err" unless $h->pumpable;
+	}
+	my ($port) = $out =~ /ready (\d+)/;
+	die "hostile sink did not start: $out $err" unless $port;
+	return { handle => $h, port => $port, mode => $mode, url => "http://127.0.0.1:$port" };
+}
+
+sub stop_hostile
+{
+	my ($hs) = @_;
+	return unless $hs && $hs->{handle};
+	$hs->{handle}->signal('TERM');
+	eval { $hs->{handle}->finish; };
+	$hs->{handle} = undef;
+}
+
+sub _hostile_call
+{
+	my ($hs, $method, $path) = @_;
+	require HTTP::Tiny;
+	require JSON::PP;
+	my $r = HTTP::Tiny->new(timeout => 10)->request($method, "$hs->{url}$path");
+	die "hostile sink $method $path: $r->{status} $r->{content}" unless $r->{success};
+	return JSON::PP::decode_json($r->{content});
+}
+
+# {mode, total, paths => {path => count}, hung, hungDropped, cut}
+sub hostile_stats { return _hostile_call($_[0], 'GET', '/__stats'); }
+sub hostile_mode { return _hostile_call($_[0], 'POST', "/__mode?m=$_[1]"); }
+sub hostile_reset { return _hostile_call($_[0], 'POST', '/__reset'); }
+
 1;

@@ -397,6 +397,323 @@ function toV1(cid) {
 }
 
 // ---------------------------------------------------------------------------
+// MFS (`ipfs files ...`): as in Kubo, a tree of UnixFS directory nodes in the
+// blockstore. Its root CID is kept in <repo>/mfs/root, written atomically (temp file,
+// fsync, rename, directory fsync) after the blocks it names, so every change either
+// survives kill -9 whole or not at all. Mutations hold one lock and work on a copy of
+// the directories they touch, which is encoded bottom-up when they finish.
+
+const EMPTY_DIR_DATA = Uint8Array.of(0x08, 0x01); // UnixFS Data{Type: Directory}
+const HAMT_SHARDING_SIZE = 256 * 1024; // Kubo shards a directory above this link estimate
+const ERR_NOT_EXIST = 'file does not exist'; // Go's os.ErrNotExist
+const UNIXFS = { raw: 0, directory: 1, file: 2, metadata: 3, symlink: 4, hamt: 5 };
+
+class NotExistError extends ApiError {
+  constructor() {
+    super(ERR_NOT_EXIST);
+    this.notExist = true;
+  }
+}
+
+// Kubo's checkPath: absolute, then Go's path.Clean ('.' and '..' are resolved
+// lexically, never above '/'), keeping one trailing slash
+function checkMfsPath(p) {
+  if (p.length === 0) throw new ApiError('paths must not be empty');
+  if (p[0] !== '/') throw new ApiError('paths must start with a leading slash');
+  const out = [];
+  for (const seg of p.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') out.pop();
+    else out.push(seg);
+  }
+  let cleaned = `/${out.join('/')}`;
+  if (p.endsWith('/') && p !== '/') cleaned += '/';
+  return cleaned;
+}
+
+// mfs.DirLookup's view of a path: its non-empty components
+function mfsParts(p) {
+  return p.split('/').filter((s) => s !== '');
+}
+
+// Go's path.Dir
+function goDir(p) {
+  const cut = p.lastIndexOf('/');
+  return checkMfsPath(p.slice(0, cut + 1)).replace(/(.)\/$/, '$1');
+}
+
+// The fields of a UnixFS Data message this node needs: Type (1), Data (2), filesize (3).
+function unixfsInfo(data) {
+  let type = null;
+  let fileSize = null;
+  let i = 0;
+  const varint = () => {
+    let v = 0;
+    let mul = 1;
+    for (let n = 0; n < 10; n++) {
+      if (i >= data.length) throw new Error('truncated varint');
+      const b = data[i++];
+      v += (b & 0x7f) * mul;
+      if ((b & 0x80) === 0) return v;
+      mul *= 128;
+    }
+    throw new Error('varint too long');
+  };
+  while (i < data.length) {
+    const key = varint();
+    const field = Math.floor(key / 8);
+    const wire = key % 8;
+    if (wire === 0) {
+      const v = varint();
+      if (field === 1) type = v;
+      else if (field === 3) fileSize = v;
+    } else if (wire === 2) i += varint();
+    else if (wire === 1) i += 8;
+    else if (wire === 5) i += 4;
+    else throw new Error(`unexpected protobuf wire type ${wire}`);
+  }
+  if (i > data.length) throw new Error('truncated field');
+  if (type === null) throw new Error('no UnixFS type');
+  return { type, fileSize: fileSize ?? 0 };
+}
+
+// A UnixFS node as MFS sees it: kind 'file' | 'directory' | 'hamt'
+async function loadUnixfsNode(blocks, cid, signal) {
+  const bytes = await blocks.read(cid, { signal });
+  if (cid.code === raw.code) {
+    return { cid, kind: 'file', raw: true, bytes, links: [], fileSize: bytes.length, cumulative: bytes.length };
+  }
+  if (cid.code !== dagPb.code) throw new ApiError('not unixfs node (proto or raw)');
+  let pb;
+  let info;
+  try {
+    pb = dagPb.decode(bytes);
+    info = unixfsInfo(pb.Data ?? new Uint8Array(0));
+  } catch (e) {
+    throw new ApiError(`${cid}: not a UnixFS node: ${e.message}`);
+  }
+  let kind;
+  if (info.type === UNIXFS.directory) kind = 'directory';
+  else if (info.type === UNIXFS.hamt) kind = 'hamt';
+  else if ([UNIXFS.raw, UNIXFS.file, UNIXFS.metadata, UNIXFS.symlink].includes(info.type)) kind = 'file';
+  else throw new ApiError(`unrecognized node type: ${info.type}`);
+  const cumulative = pb.Links.reduce((s, l) => s + (l.Tsize ?? 0), bytes.length);
+  return { cid, kind, raw: false, bytes, links: pb.Links, fileSize: info.fileSize, cumulative };
+}
+
+// a directory in a transaction's working copy
+class MfsDir {
+  constructor(cid, links, version = cid?.version ?? 0) {
+    this.cid = cid;
+    this.version = version;
+    this.entries = new Map(links.map((l) => [l.Name ?? '', { cid: l.Hash, tsize: l.Tsize ?? 0 }]));
+    this.kids = new Map(); // name -> MfsDir loaded (or made) in this transaction
+    this.dirty = false;
+  }
+
+  has(name) {
+    return this.kids.has(name) || this.entries.has(name);
+  }
+
+  setFile(name, cid, tsize) {
+    this.kids.delete(name);
+    this.entries.set(name, { cid, tsize });
+    this.dirty = true;
+  }
+
+  unlink(name) {
+    this.kids.delete(name);
+    this.entries.delete(name);
+    this.dirty = true;
+  }
+
+  mkdir(name, version) {
+    const d = new MfsDir(null, [], version ?? this.version);
+    d.dirty = true;
+    this.kids.set(name, d);
+    this.entries.delete(name);
+    this.dirty = true;
+    return d;
+  }
+}
+
+class Mfs {
+  constructor(dir, blocks) {
+    this.dir = dir;
+    this.file = path.join(dir, 'root');
+    this.blocks = blocks;
+    this.root = null;
+    this.tail = Promise.resolve();
+  }
+
+  async load() {
+    await fsp.mkdir(this.dir, { recursive: true });
+    for (const f of await fsp.readdir(this.dir)) {
+      if (f.includes('.tmp-')) await fsp.rm(path.join(this.dir, f), { force: true }); // cut short by a crash
+    }
+    let text = null;
+    try {
+      text = await fsp.readFile(this.file, 'utf8');
+    } catch (e) {
+      if (e.code !== 'ENOENT') throw e;
+    }
+    if (text === null) {
+      // a new repo: Kubo's empty MFS root, QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn
+      const { cid } = await this.encodeDir(0, new Map());
+      await this.setRoot(cid);
+      return;
+    }
+    try {
+      this.root = CID.parse(text.trim());
+    } catch (e) {
+      throw new Error(`${this.file}: not a CID: ${e.message}`);
+    }
+  }
+
+  async setRoot(cid) {
+    await writeFileAtomic(this.file, `${cid}\n`);
+    this.root = cid;
+  }
+
+  // one mutation at a time
+  exclusive(fn) {
+    const run = this.tail.then(fn);
+    this.tail = run.catch(() => {});
+    return run;
+  }
+
+  // a working copy of the tree as of now (reads use it without the lock: blocks are immutable)
+  async begin(signal) {
+    const n = await loadUnixfsNode(this.blocks, this.root, signal);
+    if (n.kind !== 'directory') throw new ApiError(`MFS root ${this.root} is not a directory`);
+    return { signal, root: new MfsDir(n.cid, n.links) };
+  }
+
+  // Run fn(tx) under the lock and commit what it changed, also when it fails: as in
+  // Kubo, e.g. the directories made by `parents` stay when the write itself then fails.
+  update(signal, fn) {
+    return this.exclusive(async () => {
+      const tx = await this.begin(signal);
+      let result;
+      let failure = null;
+      try {
+        result = await fn(tx);
+      } catch (e) {
+        failure = e;
+      }
+      const r = await this.commitDir(tx.root);
+      if (r.changed) await this.setRoot(r.cid);
+      if (failure) throw failure;
+      return result;
+    });
+  }
+
+  async commitDir(dir) {
+    let changed = dir.dirty;
+    for (const [name, kid] of dir.kids) {
+      const r = await this.commitDir(kid);
+      if (r.changed) {
+        dir.entries.set(name, { cid: r.cid, tsize: r.tsize });
+        changed = true;
+      }
+    }
+    if (!changed) return { changed: false, cid: dir.cid };
+    const { cid, tsize } = await this.encodeDir(dir.version, dir.entries);
+    dir.cid = cid;
+    dir.dirty = false;
+    return { changed: true, cid, tsize };
+  }
+
+  // a basic (unsharded) UnixFS directory, links sorted by name as dag-pb requires
+  async encodeDir(version, entries) {
+    let estimate = 0;
+    const links = [];
+    for (const [name, { cid, tsize }] of entries) {
+      estimate += Buffer.byteLength(name) + cid.bytes.length;
+      links.push({ Name: name, Hash: cid, Tsize: tsize });
+    }
+    if (estimate > HAMT_SHARDING_SIZE) {
+      throw new ApiError(`directory too large for this test node: Kubo would shard it (HAMT), which this node does not do (${links.length} entries)`);
+    }
+    const bytes = dagPb.encode(dagPb.prepare({ Data: EMPTY_DIR_DATA, Links: links }));
+    const cid = CID.create(version, dagPb.code, await sha256.digest(bytes));
+    await this.blocks.put(cid, bytes);
+    return { cid, tsize: links.reduce((s, l) => s + l.Tsize, bytes.length) };
+  }
+
+  // a directory's child: {kind:'directory', dir} | {kind:'file', cid, node} | null
+  async child(tx, dir, name) {
+    const kid = dir.kids.get(name);
+    if (kid) return { kind: 'directory', dir: kid };
+    const e = dir.entries.get(name);
+    if (!e) return null;
+    const n = await loadUnixfsNode(this.blocks, e.cid, tx.signal);
+    if (n.kind === 'hamt') throw new ApiError('HAMT-sharded directories are not supported by this test node');
+    if (n.kind === 'directory') {
+      const d = new MfsDir(n.cid, n.links);
+      dir.kids.set(name, d);
+      return { kind: 'directory', dir: d };
+    }
+    return { kind: 'file', cid: n.cid, node: n };
+  }
+
+  // mfs.Lookup
+  async lookup(tx, p) {
+    const parts = mfsParts(p);
+    let cur = { kind: 'directory', dir: tx.root };
+    for (let i = 0; i < parts.length; i++) {
+      if (cur.kind !== 'directory') throw new ApiError(`cannot access ${parts.slice(0, i + 1).join('/')}: Not a directory`);
+      const next = await this.child(tx, cur.dir, parts[i]);
+      if (!next) throw new NotExistError();
+      cur = next;
+    }
+    return cur;
+  }
+
+  // mfs.Mkdir(dir, Mkparents: true), as `files write --parents` calls it
+  async mkdirParents(tx, dirPath, version) {
+    const parts = mfsParts(dirPath);
+    if (parts.length === 0) return;
+    let cur = tx.root;
+    for (let i = 0; i < parts.length - 1; i++) {
+      const next = await this.child(tx, cur, parts[i]);
+      if (!next) cur = cur.mkdir(parts[i], version);
+      // sic: Kubo names the path *before* the offending component here
+      else if (next.kind !== 'directory') throw new ApiError(`${parts.slice(0, i).join('/')} was not a directory`);
+      else cur = next.dir;
+    }
+    const last = parts[parts.length - 1];
+    const fin = await this.child(tx, cur, last);
+    if (!fin) cur.mkdir(last, version);
+    else if (fin.kind !== 'directory') throw new ApiError('file already exists');
+  }
+
+  // Kubo's removePath
+  async remove(tx, p, { force, recursive }) {
+    if (p === '/') throw new ApiError('cannot delete root');
+    const q = p.endsWith('/') ? p.slice(0, -1) : p;
+    const cut = q.lastIndexOf('/');
+    const name = q.slice(cut + 1);
+    let parent;
+    try {
+      parent = await this.lookup(tx, q.slice(0, cut + 1));
+    } catch (e) {
+      if (force && e.notExist) return;
+      throw e;
+    }
+    if (parent.kind !== 'directory') throw new ApiError("expected *mfs.Directory, didn't get it. This is likely a race condition");
+    if (force) {
+      if (parent.dir.has(name)) parent.dir.unlink(name);
+      return;
+    }
+    const child = await this.child(tx, parent.dir, name);
+    if (!child) throw new NotExistError();
+    if (child.kind === 'directory' && !recursive) throw new ApiError('path is a directory, use -r to remove directories');
+    parent.dir.unlink(name);
+  }
+}
+
+// ---------------------------------------------------------------------------
 // request parsing helpers (go-ipfs-cmds conventions)
 
 function parseBool(name, v, dflt) {
@@ -405,6 +722,15 @@ function parseBool(name, v, dflt) {
   if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
   if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
   throw new TextError(400, `Could not convert value "${v}" to type "bool" (for option "-${name}")`);
+}
+
+// an option given by any of its names (go-ipfs-cmds accepts aliases: -e for --create, ...)
+function opt(params, ...names) {
+  for (const n of names) {
+    const v = params.get(n);
+    if (v !== null) return v;
+  }
+  return null;
 }
 
 function parseInt10(name, v, dflt) {
