@@ -459,3 +459,360 @@ describe('ipfs node lifecycle', () => {
     }
   });
 });
+
+// --- MFS: files/write, files/read, files/stat, files/ls, files/rm ---------------------
+
+async function filesWrite(node, p, bytes, query = {}) {
+  const fd = new FormData();
+  fd.append('file', new Blob([bytes]), 'data');
+  return rpc(node, 'files/write', { arg: p, ...query }, { body: fd });
+}
+
+async function filesWriteOk(node, p, bytes, query = { create: true, parents: true, truncate: true }) {
+  const res = await filesWrite(node, p, bytes, query);
+  const text = await res.text();
+  assert.equal(res.status, 200, `files/write ${p}: ${text}`);
+  assert.equal(text, '');
+  return res;
+}
+
+async function filesRead(node, p, query = {}) {
+  const res = await rpc(node, 'files/read', { arg: p, ...query });
+  return { res, body: Buffer.from(await res.arrayBuffer()) };
+}
+
+async function filesJson(node, cmd, query) {
+  const res = await rpc(node, cmd, query);
+  return { status: res.status, json: await res.json() };
+}
+
+// a raw POST that also returns the HTTP trailers (fetch does not expose them)
+function rawRequest(node, urlPath) {
+  return new Promise((resolve, reject) => {
+    const r = http.request(`${node.url}${urlPath}`, { method: 'POST', timeout: REQ_TIMEOUT_MS }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks), trailers: res.trailers }));
+      res.on('error', reject);
+    });
+    r.on('timeout', () => r.destroy(new Error('timeout')));
+    r.on('error', reject);
+    r.end();
+  });
+}
+
+const EMPTY_DIR = 'QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn';
+const kuboError = (Message) => ({ Message, Code: 0, Type: 'error' });
+
+describe('MFS (files/*)', () => {
+  let node;
+  let repo;
+  before(async () => {
+    repo = tmpRepo('mfs');
+    node = await startNode(repo);
+  });
+  after(async () => {
+    try {
+      await stopNode(node);
+    } finally {
+      fs.rmSync(repo, { recursive: true, force: true });
+    }
+  });
+
+  test("a new repo has Kubo's empty MFS root", async () => {
+    const st = await filesJson(node, 'files/stat', { arg: '/' });
+    assert.equal(st.status, 200);
+    assert.deepEqual(st.json, { Hash: EMPTY_DIR, Size: 0, CumulativeSize: 4, Blocks: 0, Type: 'directory' });
+    const ls = await filesJson(node, 'files/ls', {});
+    assert.deepEqual(ls.json, { Entries: null });
+  });
+
+  test('write (create, parents, truncate) -> read -> stat, with Kubo answer shapes', async () => {
+    const head = Buffer.from('{"db":"db1","head":"bafyreiexample","seq":1}\n');
+    const w = await filesWriteOk(node, '/chainstore/db1/head', head);
+    assert.match(w.headers.get('content-type'), /^application\/json/);
+    assert.equal(w.headers.get('x-chunked-output'), '1');
+
+    const { res, body } = await filesRead(node, '/chainstore/db1/head');
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-stream-output'), '1');
+    assert.ok(body.equals(head));
+
+    // the file is stored as `add` would store it (CIDv0, 256 KiB chunks), so its Hash is add's
+    const want = kuboAddCid(head);
+    const st = await filesJson(node, 'files/stat', { arg: '/chainstore/db1/head' });
+    assert.equal(st.status, 200);
+    assert.deepEqual(Object.keys(st.json), ['Hash', 'Size', 'CumulativeSize', 'Blocks', 'Type']);
+    assert.deepEqual(st.json, { Hash: want.cid, Size: head.length, CumulativeSize: want.size, Blocks: 0, Type: 'file' });
+    // and its blocks are ordinary blocks of the node: cat reads them
+    assert.ok((await cat(node, want.cid)).body.equals(head));
+
+    const dir = await filesJson(node, 'files/stat', { arg: '/chainstore/db1' });
+    assert.equal(dir.json.Type, 'directory');
+    assert.equal(dir.json.Size, 0);
+    assert.equal(dir.json.Blocks, 1);
+    assert.match(dir.json.Hash, /^Qm/);
+    assert.ok(dir.json.CumulativeSize > want.size);
+    const viaIpfs = await filesJson(node, 'files/stat', { arg: `/ipfs/${dir.json.Hash}/head` });
+    assert.equal(viaIpfs.json.Hash, want.cid);
+
+    const ls = await filesJson(node, 'files/ls', { arg: '/chainstore/db1', long: true });
+    assert.deepEqual(ls.json, { Entries: [{ Name: 'head', Type: 0, Size: head.length, Hash: want.cid }] });
+    const lsShort = await filesJson(node, 'files/ls', { arg: '/chainstore' });
+    assert.deepEqual(lsShort.json, { Entries: [{ Name: 'db1', Type: 0, Size: 0, Hash: '' }] });
+    const lsFile = await filesJson(node, 'files/ls', { arg: '/chainstore/db1/head', l: true });
+    assert.deepEqual(lsFile.json, { Entries: [{ Name: 'head', Type: 0, Size: head.length, Hash: want.cid }] });
+
+    const local = await filesJson(node, 'files/stat', { arg: '/chainstore', 'with-local': true });
+    assert.equal(local.json.WithLocality, true);
+    assert.equal(local.json.Local, true);
+    assert.equal(local.json.SizeLocal, local.json.CumulativeSize);
+
+    // a multi-block file
+    const big = testBytes(600 * 1024, 'mfs-big');
+    await filesWriteOk(node, '/chainstore/db1/big', big);
+    assert.ok((await filesRead(node, '/chainstore/db1/big')).body.equals(big));
+    const bst = await filesJson(node, 'files/stat', { arg: '/chainstore/db1/big' });
+    assert.deepEqual(bst.json, { Hash: kuboAddCid(big).cid, Size: big.length, CumulativeSize: kuboAddCid(big).size, Blocks: 3, Type: 'file' });
+    const part = await filesRead(node, '/chainstore/db1/big', { offset: 262140, count: 10 });
+    assert.ok(part.body.equals(big.subarray(262140, 262150)));
+  });
+
+  test('overwrite: truncate=true replaces the file; without it Kubo writes in place', async () => {
+    const p = '/ow/file';
+    await filesWriteOk(node, p, Buffer.from('hello world\n'));
+    await filesWriteOk(node, p, Buffer.from('HEL'), {});
+    assert.equal((await filesRead(node, p)).body.toString(), 'HELlo world\n');
+    await filesWriteOk(node, p, Buffer.from('fish\n'), { truncate: true });
+    assert.equal((await filesRead(node, p)).body.toString(), 'fish\n');
+    assert.equal((await filesJson(node, 'files/stat', { arg: p })).json.Hash, kuboAddCid(Buffer.from('fish\n')).cid);
+    // offset past the end: the gap is zero-filled (Kubo's sharness "write to offset past end works")
+    await filesWriteOk(node, p, Buffer.from('blah\n'), { offset: 8 });
+    assert.ok((await filesRead(node, p)).body.equals(Buffer.from('fish\n\0\0\0blah\n')));
+    // offset inside the file and count
+    await filesWriteOk(node, p, Buffer.from('XYZW'), { o: 1, n: 2 });
+    assert.ok((await filesRead(node, p)).body.equals(Buffer.from('fXYh\n\0\0\0blah\n')));
+    // an empty write with truncate empties the file
+    await filesWriteOk(node, p, Buffer.alloc(0), { truncate: true });
+    const { res, body } = await filesRead(node, p);
+    assert.equal(res.status, 200);
+    assert.equal(body.length, 0);
+    assert.equal((await filesJson(node, 'files/stat', { arg: p })).json.Size, 0);
+    // short flags: -e -p -t
+    await filesWriteOk(node, '/ow/short/flags', Buffer.from('abc'), { e: true, p: true, t: true });
+    assert.equal((await filesRead(node, '/ow/short/flags')).body.toString(), 'abc');
+  });
+
+  test('cid-version=1: CIDv1 file with raw leaves, CIDv1 directories made by parents', async () => {
+    const bytes = Buffer.from('v1 head\n');
+    await filesWriteOk(node, '/v1dir/sub/head', bytes, { create: true, parents: true, 'cid-version': 1 });
+    const st = await filesJson(node, 'files/stat', { arg: '/v1dir/sub/head' });
+    assert.equal(st.json.Hash, kuboAddCid(bytes, { cidVersion: 1 }).cid);
+    assert.match(st.json.Hash, /^bafk/);
+    assert.match((await filesJson(node, 'files/stat', { arg: '/v1dir/sub' })).json.Hash, /^bafy/);
+    assert.match((await filesJson(node, 'files/stat', { arg: '/' })).json.Hash, /^Qm/); // the root keeps its version
+  });
+
+  test('parents: without it a missing directory is an error, with it every level is made', async () => {
+    const bytes = Buffer.from('deep\n');
+    const noParents = await filesWrite(node, '/p1/q/r/file', bytes, { create: true });
+    assert.equal(noParents.status, 500);
+    assert.deepEqual(await noParents.json(), kuboError('file does not exist'));
+    assert.equal((await filesJson(node, 'files/stat', { arg: '/p1' })).status, 500);
+    await filesWriteOk(node, '/p1/q/r/file', bytes);
+    assert.deepEqual((await filesJson(node, 'files/ls', { arg: '/p1/q' })).json, { Entries: [{ Name: 'r', Type: 0, Size: 0, Hash: '' }] });
+    // a second file in the same (now existing) directory
+    await filesWriteOk(node, '/p1/q/r/file2', bytes);
+    const names = (await filesJson(node, 'files/ls', { arg: '/p1/q/r' })).json.Entries.map((e) => e.Name);
+    assert.deepEqual(names, ['file', 'file2']);
+    // parents=true on an existing file keeps it a file
+    await filesWriteOk(node, '/p1/q/r/file', Buffer.from('again\n'));
+    assert.equal((await filesRead(node, '/p1/q/r/file')).body.toString(), 'again\n');
+  });
+
+  test("errors are Kubo's (messages, status, order)", async () => {
+    const x = Buffer.from('x');
+    await filesWriteOk(node, '/err/file', x);
+    const cases = [
+      // [title, request promise, status, message]
+      ['write create=false on a missing file', filesWrite(node, '/err/missing', x), 500, 'file does not exist'],
+      ['write create=false, explicit', filesWrite(node, '/err/missing', x, { create: false, parents: true }), 500, 'file does not exist'],
+      ['read a missing file', rpc(node, 'files/read', { arg: '/err/missing' }), 500, '/err/missing: file does not exist'],
+      ['stat a missing file', rpc(node, 'files/stat', { arg: '/err/missing' }), 500, 'file does not exist'],
+      ['ls a missing path', rpc(node, 'files/ls', { arg: '/err/missing' }), 500, 'file does not exist'],
+      ['relative path', filesWrite(node, 'err/file', x, { create: true }), 500, 'paths must start with a leading slash'],
+      ['relative path (read)', rpc(node, 'files/read', { arg: 'err/file' }), 500, 'paths must start with a leading slash'],
+      ['empty path', rpc(node, 'files/stat', { arg: '' }), 500, 'paths must not be empty'],
+      ['no path', rpc(node, 'files/read'), 500, 'argument "path" is required'],
+      ['write to a directory', filesWrite(node, '/err', x, { create: true }), 500, '/err was not a file'],
+      ['write to the root', filesWrite(node, '/', x, { create: true }), 500, '/ was not a file'],
+      ['read a directory', rpc(node, 'files/read', { arg: '/err' }), 500, '/err was not a file'],
+      ['through a file', filesWrite(node, '/err/file/sub', x, { create: true }), 500, 'cannot access err/file/sub: Not a directory'],
+      ['parents through a file', filesWrite(node, '/err/file/sub', x, { create: true, parents: true }), 500, 'file already exists'],
+      ['trailing slash on a new file', filesWrite(node, '/err/new/', x, { create: true }), 500, 'file does not exist'],
+      ['negative write offset', filesWrite(node, '/err/file', x, { offset: -1 }), 500, 'cannot have negative write offset'],
+      ['negative read offset', rpc(node, 'files/read', { arg: '/err/file', offset: -3 }), 500, 'cannot specify negative offset'],
+      ['read offset past the end', rpc(node, 'files/read', { arg: '/err/file', offset: 5 }), 500, 'offset was past end of file (5 > 1)'],
+      ['negative read count', rpc(node, 'files/read', { arg: '/err/file', count: -1 }), 500, "cannot specify negative 'count'"],
+      ['cid-version 2', filesWrite(node, '/err/v2', x, { create: true, 'cid-version': 2 }), 500, 'unknown CID version: 2'],
+    ];
+    for (const [title, pending, status, message] of cases) {
+      const res = await pending;
+      assert.equal(res.status, status, title);
+      assert.match(res.headers.get('content-type'), /^application\/json/, title);
+      assert.deepEqual(await res.json(), kuboError(message), title);
+    }
+    // request parsing errors are plain text 400s, as for add
+    const noData = await rpc(node, 'files/write', { arg: '/err/file' });
+    assert.equal(noData.status, 400);
+    assert.equal((await noData.text()).trim(), "file argument 'data' is required");
+    const badBool = await filesWrite(node, '/err/file', x, { create: 'maybe' });
+    assert.equal(badBool.status, 400);
+    await badBool.text();
+    // none of that changed anything
+    assert.equal((await filesRead(node, '/err/file')).body.toString(), 'x');
+    assert.deepEqual((await filesJson(node, 'files/ls', { arg: '/err' })).json.Entries.map((e) => e.Name), ['file']);
+    // offset == size reads nothing; a 0 count reads nothing
+    assert.equal((await filesRead(node, '/err/file', { offset: 1 })).body.length, 0);
+    assert.equal((await filesRead(node, '/err/file', { count: 0 })).body.length, 0);
+    // GET is refused as for every command
+    for (const cmd of ['files/write', 'files/read', 'files/stat', 'files/ls', 'files/rm']) {
+      const res = await fetch(`${node.url}/api/v0/${cmd}?arg=/err/file`, { signal: AbortSignal.timeout(REQ_TIMEOUT_MS) });
+      assert.equal(res.status, 405, cmd);
+      await res.text();
+    }
+  });
+
+  test("paths are cleaned like Kubo's checkPath ('.', '..', '//')", async () => {
+    await filesWriteOk(node, '/clean/a/../b/./c', Buffer.from('c\n'));
+    assert.equal((await filesRead(node, '/clean/b/c')).body.toString(), 'c\n');
+    assert.equal((await filesRead(node, '//clean//b/c')).body.toString(), 'c\n');
+    assert.equal((await filesRead(node, '/../../clean/b/c')).body.toString(), 'c\n'); // '..' stops at '/'
+    assert.deepEqual((await filesJson(node, 'files/ls', { arg: '/clean' })).json.Entries.map((e) => e.Name), ['b']);
+  });
+
+  test("rm: files, directories (recursive), force, and Kubo's 200-with-trailer failures", async () => {
+    await filesWriteOk(node, '/rm/d/f1', Buffer.from('1'));
+    await filesWriteOk(node, '/rm/d/f2', Buffer.from('2'));
+    await filesWriteOk(node, '/rm/top', Buffer.from('t'));
+
+    const ok = await rpc(node, 'files/rm', { arg: '/rm/d/f1' });
+    assert.equal(ok.status, 200);
+    assert.equal(await ok.text(), '');
+    assert.equal((await filesJson(node, 'files/read', { arg: '/rm/d/f1' })).json.Message, '/rm/d/f1: file does not exist');
+
+    // failures: HTTP 200, one JSON string per failed path, then the stream error in the trailer
+    const bad = await rawRequest(node, `/api/v0/files/rm?arg=${encodeURIComponent('/rm/d')}&arg=${encodeURIComponent('/rm/none')}&arg=rel&arg=/&arg=/rm/top`);
+    assert.equal(bad.status, 200);
+    assert.equal(bad.headers['x-chunked-output'], '1');
+    assert.deepEqual(bad.body.toString().trim().split('\n').map((l) => JSON.parse(l)), [
+      '/rm/d: path is a directory, use -r to remove directories',
+      '/rm/none: file does not exist',
+      'rel is not a valid path: paths must start with a leading slash',
+      '/: cannot delete root',
+    ]);
+    assert.equal(bad.trailers['x-stream-error'], "can't remove some files");
+    // ... and the paths that could be removed were removed
+    assert.deepEqual((await filesJson(node, 'files/ls', { arg: '/rm' })).json.Entries.map((e) => e.Name), ['d']);
+
+    const rec = await rawRequest(node, '/api/v0/files/rm?arg=/rm&recursive=true');
+    assert.equal(rec.status, 200);
+    assert.equal(rec.body.length, 0);
+    assert.equal(rec.trailers['x-stream-error'], undefined);
+    assert.equal((await filesJson(node, 'files/stat', { arg: '/rm' })).status, 500);
+
+    // force: missing paths are fine, directories go without recursive
+    await filesWriteOk(node, '/rmf/d/f', Buffer.from('f'));
+    const force = await rawRequest(node, '/api/v0/files/rm?arg=/rmf/d&arg=/rmf/none&arg=/nowhere/x&force=true');
+    assert.equal(force.status, 200);
+    assert.equal(force.body.length, 0);
+    assert.equal(force.trailers['x-stream-error'], undefined);
+    assert.deepEqual((await filesJson(node, 'files/ls', { arg: '/rmf' })).json, { Entries: null });
+  });
+
+  test('concurrent writes to one directory all land', async () => {
+    const n = 25;
+    await Promise.all(Array.from({ length: n }, (_, i) => filesWriteOk(node, `/conc/f${String(i).padStart(2, '0')}`, Buffer.from(`content ${i}\n`))));
+    const ls = await filesJson(node, 'files/ls', { arg: '/conc', long: true });
+    assert.equal(ls.json.Entries.length, n);
+    for (let i = 0; i < n; i++) {
+      const name = `f${String(i).padStart(2, '0')}`;
+      assert.equal(ls.json.Entries[i].Name, name);
+      assert.equal((await filesRead(node, `/conc/${name}`)).body.toString(), `content ${i}\n`);
+    }
+  });
+
+  test("directories are Kubo's basic UnixFS directories (cid_profiles DirBasicCID); larger ones are refused", async () => {
+    // Kubo test/cli/cid_profiles_test.go, unixfs-v0-2015: 4096 files named from the
+    // ChaCha20 stream of "hamt-unixfs-v0-2015" (30 chars each, AlphabetEasy), each
+    // holding "x": exactly at the 256 KiB HAMT threshold, still a basic directory.
+    const stream = kuboDeterministic(1 << 20, 'hamt-unixfs-v0-2015');
+    const alphabet = [...'abcdefghijklmnopqrstuvwxyz01234567890-_'];
+    const x = kuboAddCid(Buffer.from('x'));
+    const { CID } = await import('multiformats/cid');
+    const entries = (count, nameLen) => {
+      const m = new Map();
+      for (let i = 0; i < count; i++) {
+        const name = [...stream.subarray(i * nameLen, (i + 1) * nameLen)].map((b) => alphabet[b % alphabet.length]).join('');
+        m.set(name, { cid: CID.parse(x.cid), tsize: x.size });
+      }
+      return m;
+    };
+    const { Mfs } = await import('./server.mjs');
+    const put = [];
+    const mfs = new Mfs(path.join(os.tmpdir(), 'unused'), { put: async (cid, bytes) => put.push([cid, bytes]) });
+    const basic = entries(4096, 30);
+    assert.equal(basic.size, 4096);
+    const { cid } = await mfs.encodeDir(0, basic);
+    assert.equal(cid.toString(), 'QmX5GtRk3TSSEHtdrykgqm4eqMEn3n2XhfkFAis5fjyZmN');
+    assert.equal(put.length, 1);
+    // DirHAMT case: 4033 names of 31 chars, one byte over the threshold: Kubo shards, this node refuses
+    await assert.rejects(mfs.encodeDir(0, entries(4033, 31)), /HAMT/);
+  });
+});
+
+describe('MFS lifecycle', () => {
+  test('MFS survives kill -9 and a restart; rm -r then wipes it (also across kill -9)', async () => {
+    const repo = tmpRepo('mfs-persist');
+    let node;
+    let node2;
+    let node3;
+    try {
+      node = await startNode(repo);
+      const head1 = Buffer.from('head of db1\n');
+      const head2 = testBytes(300 * 1024, 'mfs-persist');
+      await filesWriteOk(node, '/chainstore/db1/head', Buffer.from('old head\n'));
+      await filesWriteOk(node, '/chainstore/db1/head', head1);
+      await filesWriteOk(node, '/chainstore/db2/head', head2);
+      const rootBefore = (await filesJson(node, 'files/stat', { arg: '/' })).json.Hash;
+      assert.equal((await stopNode(node, 'SIGKILL')).signal, 'SIGKILL');
+
+      // a write cut short by a crash leaves a temp file next to the root record
+      fs.writeFileSync(path.join(repo, 'mfs', `root.tmp-99999-deadbeef`), 'QmGarbage');
+      node2 = await startNode(repo);
+      assert.equal((await filesJson(node2, 'files/stat', { arg: '/' })).json.Hash, rootBefore);
+      assert.ok((await filesRead(node2, '/chainstore/db1/head')).body.equals(head1));
+      assert.ok((await filesRead(node2, '/chainstore/db2/head')).body.equals(head2));
+      assert.deepEqual(fs.readdirSync(path.join(repo, 'mfs')), ['root']);
+
+      // the test's way to simulate a wiped node
+      const rm = await rawRequest(node2, '/api/v0/files/rm?arg=/chainstore&recursive=true');
+      assert.equal(rm.status, 200);
+      assert.equal(rm.trailers['x-stream-error'], undefined);
+      assert.deepEqual((await filesJson(node2, 'files/stat', { arg: '/' })).json.Hash, EMPTY_DIR);
+      await stopNode(node2, 'SIGKILL');
+      node3 = await startNode(repo);
+      const gone = await filesJson(node3, 'files/read', { arg: '/chainstore/db1/head' });
+      assert.equal(gone.status, 500);
+      assert.deepEqual(gone.json, kuboError('/chainstore/db1/head: file does not exist'));
+      // and writing again works from the empty root
+      await filesWriteOk(node3, '/chainstore/db1/head', head1);
+      assert.ok((await filesRead(node3, '/chainstore/db1/head')).body.equals(head1));
+    } finally {
+      await stopNode(node, 'SIGKILL');
+      await stopNode(node2, 'SIGKILL');
+      await stopNode(node3);
+      fs.rmSync(repo, { recursive: true, force: true });
+    }
+  });
+});

@@ -6,6 +6,8 @@
 // Helia uses), stored in blockstore-fs (Helia's on-disk blockstore), and read back
 // through ipfs-unixfs-exporter. Import parameters default to Kubo's, so the CIDs are
 // Kubo's. Pins are kept as one file per pin under <repo>/pins, written atomically.
+// MFS (files/write, read, stat, ls, rm) is a tree of UnixFS directories in the same
+// blockstore whose root CID is kept in <repo>/mfs/root, also written atomically.
 // There is no libp2p: the node never talks to other peers. See README.md.
 //
 // Usage: node test/ipfs-node/server.mjs --port P --repo DIR [--host 127.0.0.1]
@@ -467,8 +469,10 @@ function unixfsInfo(data) {
       const v = varint();
       if (field === 1) type = v;
       else if (field === 3) fileSize = v;
-    } else if (wire === 2) i += varint();
-    else if (wire === 1) i += 8;
+    } else if (wire === 2) {
+      const len = varint();
+      i += len;
+    } else if (wire === 1) i += 8;
     else if (wire === 5) i += 4;
     else throw new Error(`unexpected protobuf wire type ${wire}`);
   }
@@ -941,6 +945,8 @@ async function main() {
   const blocks = new Blocks(store, { offline: opts.offline });
   const pins = new Pins(path.join(repo, 'pins'));
   await pins.load();
+  const mfs = new Mfs(path.join(repo, 'mfs'), blocks);
+  await mfs.load();
   const log = (...a) => {
     if (opts.verbose) process.stderr.write(a.join(' ') + '\n');
   };
@@ -1290,6 +1296,262 @@ async function main() {
     });
   }
 
+  // --- /api/v0/files/* (MFS) ----------------------------------------------
+  // Kubo 0.36's core/commands/files.go: checks, their order and messages.
+
+  async function importFile(bytes, { cidVersion, rawLeaves }, signal) {
+    let root;
+    for await (const entry of importer([{ content: [bytes] }], blocks.view(signal), {
+      cidVersion,
+      rawLeaves,
+      leafType: 'file',
+      reduceSingleLeafToSelf: true,
+      wrapWithDirectory: false,
+      chunker: fixedSize({ chunkSize: DEFAULT_CHUNK_SIZE }),
+      layout: balanced({ maxChildrenPerNode: DEFAULT_MAX_LINKS }),
+    })) {
+      root = entry;
+    }
+    return { cid: root.cid, tsize: Number(root.size) };
+  }
+
+  async function readWhole(cid, signal) {
+    const entry = await exporter(cid, blocks.view(signal), { signal });
+    const size = Number(entry.type === 'file' ? entry.unixfs.fileSize() : entry.size);
+    if (size > opts.maxBodyBytes) throw new ApiError(`file is larger than this test node's limit of ${opts.maxBodyBytes} bytes (--max-body-bytes)`);
+    const chunks = [];
+    for await (const c of entry.content({ signal, blockReadConcurrency: 1 })) chunks.push(c);
+    return Buffer.concat(chunks);
+  }
+
+  async function filesWrite(req, res, params, signal) {
+    const [arg] = requireArgs(params, 'path');
+    const ct = req.headers['content-type'] ?? '';
+    if (!/^multipart\/form-data\s*(;|$)/i.test(ct)) throw new TextError(400, "file argument 'data' is required");
+    const parts = parseMultipart(await readBody(req, opts.maxBodyBytes, signal), ct);
+    if (parts.length === 0) throw new TextError(400, "file argument 'data' is required");
+    const data = parts[0].data;
+    const create = parseBool('create', opt(params, 'create', 'e'), false);
+    const parents = parseBool('parents', opt(params, 'parents', 'p'), false);
+    const truncate = parseBool('truncate', opt(params, 'truncate', 't'), false);
+    parseBool('flush', opt(params, 'flush', 'f'), true); // accepted; this node always flushes
+    const rawLeavesOpt = parseBool('raw-leaves', params.get('raw-leaves'), null);
+    let version = parseInt10('cid-version', opt(params, 'cid-version', 'cid-ver'), null);
+    const offset = parseInt10('offset', opt(params, 'offset', 'o'), 0);
+    const count = parseInt10('count', opt(params, 'count', 'n'), null);
+    const hash = params.get('hash');
+
+    const p = checkMfsPath(arg);
+    if (hash !== null) {
+      if (hash.toLowerCase() !== 'sha2-256') throw new ApiError(`unrecognized or unsupported hash function: "${hash}" (this node only does sha2-256)`);
+      if (!version) version = 1; // Kubo: --hash implies CIDv1
+    }
+    if (version !== null && version !== 0 && version !== 1) throw new ApiError(`unknown CID version: ${version}`);
+    if (offset < 0) throw new ApiError('cannot have negative write offset');
+
+    await mfs.update(signal, async (tx) => {
+      if (parents) await mfs.mkdirParents(tx, goDir(p), version);
+      // getFileHandle
+      let target = null;
+      try {
+        target = await mfs.lookup(tx, p);
+      } catch (e) {
+        if (!e.notExist) throw e;
+      }
+      const parts = mfsParts(p);
+      const name = parts[parts.length - 1];
+      let parent;
+      let oldCid = null;
+      if (target) {
+        if (target.kind !== 'file') throw new ApiError(`${p} was not a file`);
+        oldCid = target.cid;
+        parent = await mfs.lookup(tx, `/${parts.slice(0, -1).join('/')}`);
+      } else {
+        if (!create) throw new NotExistError();
+        if (p.endsWith('/')) throw new NotExistError(); // Kubo looks the parent up as "<path>/", which is missing too
+        parent = await mfs.lookup(tx, `/${parts.slice(0, -1).join('/')}`);
+        if (parent.kind !== 'directory') throw new ApiError("expected *mfs.Directory, didn't get it. This is likely a race condition");
+      }
+      const fileVersion = oldCid ? oldCid.version : (version ?? parent.dir.version);
+      const importOpts = { cidVersion: fileVersion, rawLeaves: rawLeavesOpt ?? fileVersion !== 0 };
+      const setContent = async (bytes) => {
+        const { cid, tsize } = await importFile(bytes, importOpts, signal);
+        parent.dir.setFile(name, cid, tsize);
+      };
+      if (!oldCid) await setContent(Buffer.alloc(0)); // Kubo adds the empty file first
+      else if (truncate) await setContent(Buffer.alloc(0));
+      if (count !== null && count < 0) throw new ApiError('cannot have negative byte count');
+
+      const chunk = count === null ? data : data.subarray(0, count);
+      const base = oldCid && !truncate ? await readWhole(oldCid, signal) : Buffer.alloc(0);
+      const size = Math.max(base.length, offset + chunk.length); // a gap past the end is zero-filled
+      if (size > opts.maxBodyBytes) throw new ApiError(`the file would be larger than this test node's limit of ${opts.maxBodyBytes} bytes (--max-body-bytes)`);
+      if (chunk.length === 0 && size === base.length) return; // nothing to change
+      const out = Buffer.alloc(size);
+      base.copy(out);
+      chunk.copy(out, offset);
+      await setContent(out);
+      log('files/write', p, size, 'bytes');
+    });
+    sendJson(res, [], { chunked: true }); // Kubo: 200, no body
+  }
+
+  async function filesRead(req, res, params, signal) {
+    const [arg] = requireArgs(params, 'path');
+    const offset = parseInt10('offset', opt(params, 'offset', 'o'), 0);
+    const count = parseInt10('count', opt(params, 'count', 'n'), null);
+    const p = checkMfsPath(arg);
+    let target;
+    try {
+      target = await mfs.lookup(await mfs.begin(signal), p);
+    } catch (e) {
+      throw e instanceof ApiError ? new ApiError(`${p}: ${e.message}`) : e;
+    }
+    if (target.kind !== 'file') throw new ApiError(`${p} was not a file`);
+    if (offset < 0) throw new ApiError('cannot specify negative offset');
+    const entry = await exporter(target.cid, blocks.view(signal), { signal });
+    const size = Number(entry.type === 'file' ? entry.unixfs.fileSize() : entry.size);
+    if (offset > size) throw new ApiError(`offset was past end of file (${offset} > ${size})`);
+    if (count !== null && count < 0) throw new ApiError("cannot specify negative 'count'");
+    const length = count === null ? size - offset : Math.min(count, size - offset);
+    let it = null;
+    let first = { done: true };
+    if (length > 0) {
+      it = entry.content({ offset, length, signal, blockReadConcurrency: 1 });
+      try {
+        first = await it.next(); // fail before the headers if the first block is not there
+      } catch (e) {
+        throw e instanceof ApiError ? e : new ApiError(e.message);
+      }
+    }
+    res.writeHead(200, commonHeaders({ 'Content-Type': 'text/plain', 'X-Stream-Output': '1' }));
+    try {
+      if (!first.done) res.write(first.value);
+      while (it) {
+        const n = await it.next();
+        if (n.done) break;
+        if (!res.write(n.value)) await new Promise((r) => res.once('drain', r));
+      }
+      res.end();
+    } catch (e) {
+      sendError(res, e);
+    }
+  }
+
+  async function statOf(cid, { enc, withLocal, signal }) {
+    const n = await loadUnixfsNode(blocks, cid, signal);
+    const out = {
+      Hash: enc(cid),
+      Size: n.fileSize,
+      CumulativeSize: n.cumulative,
+      Blocks: n.links.length,
+      Type: n.kind === 'file' ? 'file' : 'directory',
+    };
+    if (withLocal) {
+      // Kubo's walkBlock: every link followed (no de-duplication), offline
+      let local = true;
+      let sizeLocal = 0;
+      const stack = [cid];
+      while (stack.length > 0) {
+        if (signal.aborted) throw abortMessage(signal);
+        const c = stack.pop();
+        const bytes = await blocks.tryRead(c);
+        if (!bytes) {
+          local = false;
+          continue;
+        }
+        sizeLocal += bytes.length;
+        for (const l of Blocks.links(c, bytes)) stack.push(l);
+      }
+      out.WithLocality = true;
+      if (local) out.Local = true;
+      if (sizeLocal) out.SizeLocal = sizeLocal;
+    }
+    return out;
+  }
+
+  async function filesStat(req, res, params, signal) {
+    const [arg] = requireArgs(params, 'path');
+    const hashOnly = parseBool('hash', params.get('hash'), false);
+    const sizeOnly = parseBool('size', params.get('size'), false);
+    const format = params.get('format');
+    const withLocal = parseBool('with-local', params.get('with-local'), false);
+    const enc = cidEncoder(params);
+    if ([hashOnly, sizeOnly, format !== null].filter(Boolean).length > 1) {
+      throw new ApiError('invalid parameters: format was set by multiple options. Only one format option is allowed', { code: 1 });
+    }
+    const p = checkMfsPath(arg);
+    let cid;
+    if (p.startsWith('/ipfs/')) {
+      const { cid: root, rest } = parsePathArg(p);
+      cid = rest.length > 0 ? (await exporter([root.toString(), ...rest].join('/'), blocks.view(signal), { signal })).cid : root;
+    } else {
+      const target = await mfs.lookup(await mfs.begin(signal), p);
+      cid = target.kind === 'directory' ? target.dir.cid : target.cid;
+    }
+    sendJson(res, await statOf(cid, { enc, withLocal, signal }));
+  }
+
+  async function filesLs(req, res, params, signal) {
+    const arg = params.getAll('arg')[0] ?? '/';
+    const long = parseBool('long', opt(params, 'long', 'l'), false);
+    parseBool('U', params.get('U'), false); // order only matters for Kubo's text output
+    const enc = cidEncoder(params);
+    const p = checkMfsPath(arg);
+    const tx = await mfs.begin(signal);
+    const target = await mfs.lookup(tx, p);
+    const entries = [];
+    if (target.kind === 'directory') {
+      for (const name of target.dir.entries.keys()) {
+        if (!long) {
+          entries.push({ Name: name, Type: 0, Size: 0, Hash: '' });
+          continue;
+        }
+        const c = await mfs.child(tx, target.dir, name);
+        if (c.kind === 'directory') entries.push({ Name: name, Type: 1, Size: 0, Hash: c.dir.cid.toString() });
+        else entries.push({ Name: name, Type: 0, Size: c.node.fileSize, Hash: c.cid.toString() });
+      }
+    } else {
+      const name = p.slice(p.lastIndexOf('/') + 1);
+      entries.push(long ? { Name: name, Type: 0, Size: target.node.fileSize, Hash: enc(target.cid) } : { Name: name, Type: 0, Size: 0, Hash: '' });
+    }
+    sendJson(res, { Entries: entries.length > 0 ? entries : null });
+  }
+
+  async function filesRm(req, res, params, signal) {
+    const args = requireArgs(params, 'path');
+    const recursive = parseBool('recursive', opt(params, 'recursive', 'r'), false);
+    const force = parseBool('force', params.get('force'), false);
+    const errs = [];
+    await mfs.update(signal, async (tx) => {
+      for (const arg of args) {
+        let p;
+        try {
+          p = checkMfsPath(arg);
+        } catch (e) {
+          errs.push(`${arg} is not a valid path: ${e.message}`);
+          continue;
+        }
+        try {
+          await mfs.remove(tx, p, { force, recursive });
+        } catch (e) {
+          if (!(e instanceof ApiError)) throw e;
+          errs.push(`${p}: ${e.message}`);
+        }
+      }
+    });
+    if (errs.length === 0) {
+      sendJson(res, [], { chunked: true }); // Kubo: 200, no body
+      return;
+    }
+    // Kubo emits each failure as a JSON string, then ends the stream with an error:
+    // HTTP 200, the strings in the body, "can't remove some files" in the trailer
+    res.writeHead(200, commonHeaders({ 'Content-Type': 'application/json', 'X-Chunked-Output': '1' }));
+    for (const m of errs) res.write(JSON.stringify(m) + '\n');
+    res.addTrailers({ 'X-Stream-Error': "can't remove some files" });
+    res.end();
+  }
+
   const routes = new Map([
     ['/api/v0/add', add],
     ['/api/v0/cat', cat],
@@ -1299,6 +1561,11 @@ async function main() {
     ['/api/v0/pin/add', pinAdd],
     ['/api/v0/pin/ls', pinLs],
     ['/api/v0/pin/rm', pinRm],
+    ['/api/v0/files/write', filesWrite],
+    ['/api/v0/files/read', filesRead],
+    ['/api/v0/files/stat', filesStat],
+    ['/api/v0/files/ls', filesLs],
+    ['/api/v0/files/rm', filesRm],
     ['/api/v0/id', id],
     ['/api/v0/version', version],
   ]);
@@ -1431,7 +1698,7 @@ async function main() {
 }
 
 // exported for unit use by tests that want the parsers without a server
-export { parseGoDuration, parseMultipart };
+export { checkMfsPath, Mfs, parseGoDuration, parseMultipart };
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('server.mjs')) {
   main().catch((e) => {
