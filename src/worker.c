@@ -234,7 +234,8 @@ seal_due(void)
 									"       (SELECT v.captured_at FROM chainstore.outbox o"
 									"          JOIN chainstore.versions v USING (version_id)"
 									"         ORDER BY o.version_id LIMIT 1)",
-									1, types, args, NULL, true, 1);
+									/* not read-only: it must see the batch sealed just before */
+									1, types, args, NULL, false, 1);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "reading the outbox failed");
 		pending = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -866,7 +867,8 @@ heads_to_publish(List *work, MemoryContext round_cxt)
 									"  FROM chainstore.deliveries dl JOIN chainstore.batches b USING (batch_id)"
 									" WHERE dl.sink_id = $1 AND dl.state IN ('delivered', 'verified')"
 									" ORDER BY dl.batch_id DESC LIMIT 1",
-									1, types, args, NULL, true, 1);
+									/* not read-only: it must see the deliveries just recorded */
+									1, types, args, NULL, false, 1);
 		if (ret == SPI_OK_SELECT && SPI_processed == 1)
 		{
 			MemoryContext old = MemoryContextSwitchTo(round_cxt);
