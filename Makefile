@@ -31,3 +31,7 @@ SHLIB_LINK = -lcrypto -lcurl -ljansson
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies unless PostgreSQL was configured with
+# --enable-depend (Debian's is not): rebuild every object when a header changes.
+$(OBJS): $(wildcard src/*.h)

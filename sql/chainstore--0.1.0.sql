@@ -694,8 +694,10 @@ CREATE TABLE chainstore.deliveries (
     delivered_at        timestamptz,
     verified_at         timestamptz,
     delayed_verified_at timestamptz,
+    writeback_pending   boolean NOT NULL DEFAULT false,   -- rows still to receive the attestation
     PRIMARY KEY (batch_id, sink_id)
 );
+CREATE INDEX deliveries_writeback ON chainstore.deliveries (batch_id) WHERE writeback_pending;
 CREATE INDEX deliveries_due ON chainstore.deliveries (next_attempt_at)
     WHERE state IN ('pending', 'in_flight', 'delivered')
        OR (state = 'verified' AND delayed_verified_at IS NULL);
@@ -915,19 +917,24 @@ BEGIN ATOMIC
      WHERE b.batch_id = batch_manifest.batch_id;
 END;
 
--- write attestation values into the mapped columns of the rows a batch anchored,
--- only where the anchored version is still the row's current content
+-- Write attestation values into the mapped columns of the rows a batch
+-- anchored, only where the anchored version is still the row's current
+-- content.  Rows are locked with SKIP LOCKED: the worker never waits for an
+-- application transaction, so it can never deadlock with one.  Returns how
+-- many rows still wait (locked right now); the worker tries them again later.
 CREATE FUNCTION chainstore._writeback(batch_id bigint, attestation jsonb) RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    t        record;
-    m        record;
-    v_set    text;
-    v_join   text;
-    v_n      bigint;
-    v_total  bigint := 0;
+    t          record;
+    m          record;
+    v_set      text;
+    v_differs  text;
+    v_join     text;
+    v_cands    text;
+    v_n        bigint;
+    v_pending  bigint := 0;
 BEGIN
     FOR t IN SELECT DISTINCT tr.table_id, tr.relid, tr.key_columns, tr.writeback
                FROM chainstore.proofs p
@@ -937,26 +944,44 @@ BEGIN
                 AND tr.writeback ?| ARRAY(SELECT jsonb_object_keys(attestation))
     LOOP
         v_set := NULL;
+        v_differs := NULL;
         FOR m IN SELECT e.key, e.value FROM jsonb_each_text(t.writeback) e WHERE attestation ? e.key LOOP
             v_set := concat_ws(', ', v_set, format('%I = %L', m.value, attestation ->> m.key));
+            v_differs := concat_ws(' OR ', v_differs,
+                                   format('u.%I::text IS DISTINCT FROM %L', m.value, attestation ->> m.key));
         END LOOP;
         SELECT string_agg(format('u.%1$I = k.%1$I', c), ' AND ') INTO v_join FROM unnest(t.key_columns) c;
+        -- the batch's versions that are the latest of their record, as rows of the table
+        v_cands := format($q$
+            SELECT (jsonb_populate_record(NULL::%1$s, chainstore.record_pk(v.record_key))).*, v.record_hash AS cs_hash
+              FROM chainstore.proofs p
+              JOIN chainstore.versions v USING (version_id)
+             WHERE p.batch_id = $1 AND v.table_id = $2 AND v.op <> 'D'
+               AND v.version = (SELECT max(w.version) FROM chainstore.versions w
+                                 WHERE w.table_id = v.table_id AND w.record_key = v.record_key)$q$, t.relid);
         EXECUTE format($q$
-            UPDATE ONLY %1$s u SET %2$s
-              FROM (SELECT (jsonb_populate_record(NULL::%1$s, chainstore.record_pk(v.record_key))).*, v.record_hash AS cs_hash
-                      FROM chainstore.proofs p
-                      JOIN chainstore.versions v USING (version_id)
-                     WHERE p.batch_id = $1 AND v.table_id = $2 AND v.op <> 'D'
-                       AND v.version = (SELECT max(w.version) FROM chainstore.versions w
-                                         WHERE w.table_id = v.table_id AND w.record_key = v.record_key)) k
-             WHERE %3$s
-               AND (chainstore._row_digest(%4$L::regclass, u.*)).record_hash = k.cs_hash$q$,
-            t.relid, v_set, v_join, t.relid::oid::regclass)
+            WITH k AS (%1$s),
+            locked AS (SELECT u.ctid AS row_ctid, k.cs_hash
+                         FROM ONLY %2$s u JOIN k ON %3$s
+                        WHERE %4$s
+                          FOR UPDATE OF u SKIP LOCKED)
+            UPDATE ONLY %2$s u SET %5$s
+              FROM locked l
+             WHERE u.ctid = l.row_ctid
+               AND (chainstore._row_digest(%6$L::regclass, u.*)).record_hash = l.cs_hash$q$,
+            v_cands, t.relid, v_join, v_differs, v_set, t.relid::oid::regclass)
         USING _writeback.batch_id, t.table_id;
-        GET DIAGNOSTICS v_n = ROW_COUNT;
-        v_total := v_total + v_n;
+        -- what is still owed: rows that still hold the anchored content but not the value
+        EXECUTE format($q$
+            WITH k AS (%1$s)
+            SELECT count(*) FROM ONLY %2$s u JOIN k ON %3$s
+             WHERE (%4$s)
+               AND (chainstore._row_digest(%5$L::regclass, u.*)).record_hash = k.cs_hash$q$,
+            v_cands, t.relid, v_join, v_differs, t.relid::oid::regclass)
+        INTO v_n USING _writeback.batch_id, t.table_id;
+        v_pending := v_pending + v_n;
     END LOOP;
-    RETURN v_total;
+    RETURN v_pending;
 END
 $$;
 

@@ -15,6 +15,9 @@
 #include <curl/curl.h>
 
 #include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "portability/instr_time.h"
 
 #include "http.h"
@@ -32,6 +35,9 @@ typedef struct Transfer
 	instr_time	start;
 } Transfer;
 
+/* the engine: one multi handle for the life of the process */
+static CURLM *multi = NULL;
+static int	in_flight = 0;
 void
 cs_http_global_init(void)
 {
@@ -172,7 +178,7 @@ finish_transfer(Transfer *t, CURLcode code)
 		/* a cut or oversized body is no answer at all */
 		req->status = 0;
 	}
-	req->response = palloc(t->len + 1);
+	req->response = MemoryContextAlloc(req->cxt, t->len + 1);
 	if (t->len > 0)
 		memcpy(req->response, t->buf, t->len);
 	req->response[t->len] = '\0';
@@ -180,103 +186,112 @@ finish_transfer(Transfer *t, CURLcode code)
 }
 
 static void
-release_transfers(CURLM *multi, Transfer *ts, int n)
+release_transfer(Transfer *t)
 {
-	for (int i = 0; i < n; i++)
+	if (t->easy)
 	{
-		if (ts[i].easy)
-		{
-			if (multi)
-				curl_multi_remove_handle(multi, ts[i].easy);
-			curl_easy_cleanup(ts[i].easy);
-		}
-		if (ts[i].mime)
-			curl_mime_free(ts[i].mime);
-		if (ts[i].headers)
-			curl_slist_free_all(ts[i].headers);
-		free(ts[i].buf);
-		ts[i].easy = NULL;
-		ts[i].mime = NULL;
-		ts[i].headers = NULL;
-		ts[i].buf = NULL;
+		curl_multi_remove_handle(multi, t->easy);
+		curl_easy_cleanup(t->easy);
 	}
-	if (multi)
-		curl_multi_cleanup(multi);
+	if (t->mime)
+		curl_mime_free(t->mime);
+	if (t->headers)
+		curl_slist_free_all(t->headers);
+	free(t->buf);
+	free(t);
+}
+
+void
+cs_http_submit(CsHttpRequest *req, long connect_timeout_ms, long timeout_ms)
+{
+	Transfer   *t;
+
+	cs_http_global_init();
+	if (multi == NULL && (multi = curl_multi_init()) == NULL)
+		elog(ERROR, "curl_multi_init failed");
+	t = calloc(1, sizeof(Transfer));
+	if (t == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	t->req = req;
+	req->done = false;
+	req->status = 0;
+	req->error[0] = '\0';
+	req->retry_after_s = -1;
+	req->timed_out = false;
+	req->response = NULL;
+	req->response_len = 0;
+	if (req->cxt == NULL)
+		req->cxt = CurrentMemoryContext;
+	if (req->max_response == 0)
+		req->max_response = 64 * 1024 * 1024;
+	setup_transfer(t, connect_timeout_ms, timeout_ms);
+	INSTR_TIME_SET_CURRENT(t->start);
+	req->started_at = GetCurrentTimestamp();
+	if (curl_multi_add_handle(multi, t->easy) != CURLM_OK)
+	{
+		release_transfer(t);
+		elog(ERROR, "curl_multi_add_handle failed");
+	}
+	in_flight++;
+}
+
+int
+cs_http_run(long wait_ms, bool wake_on_latch)
+{
+	instr_time	start;
+	int			completed = 0;
+
+	if (multi == NULL || in_flight == 0)
+		return 0;
+	INSTR_TIME_SET_CURRENT(start);
+	for (;;)
+	{
+		int			running;
+		CURLMsg    *msg;
+		int			left;
+		CURLMcode	mc = curl_multi_perform(multi, &running);
+		instr_time	now;
+
+		if (mc != CURLM_OK)
+			elog(ERROR, "curl_multi_perform failed: %s", curl_multi_strerror(mc));
+		while ((msg = curl_multi_info_read(multi, &left)) != NULL)
+		{
+			if (msg->msg == CURLMSG_DONE)
+			{
+				Transfer   *t;
+
+				curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &t);
+				finish_transfer(t, msg->data.result);
+				release_transfer(t);
+				in_flight--;
+				completed++;
+			}
+		}
+		CHECK_FOR_INTERRUPTS();
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, start);
+		if (in_flight == 0 || completed > 0 || (wake_on_latch && MyLatch->is_set) ||
+			INSTR_TIME_GET_MILLISEC(now) >= wait_ms)
+			break;
+		mc = curl_multi_poll(multi, NULL, 0, (int) Min(100, Max(1, wait_ms)), NULL);
+		if (mc != CURLM_OK)
+			elog(ERROR, "curl_multi_poll failed: %s", curl_multi_strerror(mc));
+	}
+	return in_flight;
 }
 
 void
 cs_http_perform(CsHttpRequest **reqs, int n, long connect_timeout_ms, long timeout_ms)
 {
-	CURLM	   *multi;
-	Transfer   *ts;
-	int			running = 0;
+	bool		all_done;
 
-	if (n == 0)
-		return;
-	cs_http_global_init();
-	ts = palloc0(sizeof(Transfer) * n);
-	multi = curl_multi_init();
-	if (multi == NULL)
-		elog(ERROR, "curl_multi_init failed");
-
-	PG_TRY();
-	{
-		for (int i = 0; i < n; i++)
-		{
-			ts[i].req = reqs[i];
-			reqs[i]->done = false;
-			reqs[i]->status = 0;
-			reqs[i]->error[0] = '\0';
-			reqs[i]->retry_after_s = -1;
-			reqs[i]->timed_out = false;
-			if (reqs[i]->max_response == 0)
-				reqs[i]->max_response = 64 * 1024 * 1024;
-			setup_transfer(&ts[i], connect_timeout_ms, timeout_ms);
-			INSTR_TIME_SET_CURRENT(ts[i].start);
-			curl_multi_add_handle(multi, ts[i].easy);
-		}
-
-		do
-		{
-			CURLMcode	mc = curl_multi_perform(multi, &running);
-			CURLMsg    *msg;
-			int			left;
-
-			if (mc != CURLM_OK)
-				elog(ERROR, "curl_multi_perform failed: %s", curl_multi_strerror(mc));
-			while ((msg = curl_multi_info_read(multi, &left)) != NULL)
-			{
-				if (msg->msg == CURLMSG_DONE)
-				{
-					Transfer   *t;
-
-					curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &t);
-					finish_transfer(t, msg->data.result);
-				}
-			}
-			if (running > 0)
-			{
-				int			numfds;
-
-				mc = curl_multi_poll(multi, NULL, 0, 100, &numfds);
-				if (mc != CURLM_OK)
-					elog(ERROR, "curl_multi_poll failed: %s", curl_multi_strerror(mc));
-			}
-			CHECK_FOR_INTERRUPTS();
-		} while (running > 0);
-	}
-	PG_FINALLY();
-	{
-		release_transfers(multi, ts, n);
-	}
-	PG_END_TRY();
-
-	/* anything libcurl never reported as done (should not happen) */
 	for (int i = 0; i < n; i++)
-		if (!reqs[i]->done)
-		{
-			reqs[i]->done = true;
-			snprintf(reqs[i]->error, sizeof(reqs[i]->error), "transfer did not complete");
-			reqs[i]->response = pstrdup("");
-		}
+		cs_http_submit(reqs[i], connect_timeout_ms, timeout_ms);
+	do
+	{
+		(void) cs_http_run(100, false);
+		all_done = true;
+		for (int i = 0; i < n; i++)
+			all_done = all_done && reqs[i]->done;
+	} while (!all_done);
 }

@@ -33,6 +33,7 @@ typedef enum CsOutcome
 
 typedef struct CsDelivery
 {
+	MemoryContext cxt;			/* everything of this delivery; may outlive a round */
 	int64		batch_id;
 	int32		sink_id;
 	char	   *sink_name;

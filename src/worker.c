@@ -264,22 +264,37 @@ spi_text(HeapTuple tup, int col)
  * Due deliveries, copied into round_cxt (SPI's memory goes away at commit),
  * with their payloads built and recorded.
  */
+/* deliveries whose request is on the wire; they may span several rounds */
+static List *inflight = NIL;
+
 static List *
-claim_deliveries(MemoryContext round_cxt, List *checks)
+claim_deliveries(List *checks)
 {
-	Oid			types[2] = {INT4OID, INT4ARRAYOID};
-	Datum		args[2];
+	Oid			types[4] = {INT4OID, INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID};
+	Datum		args[4];
 	int			ret;
 	List	   *work = NIL;
 	Datum	   *checked = palloc(sizeof(Datum) * Max(list_length(checks), 1));
+	Datum	   *busy_batch = palloc(sizeof(Datum) * Max(list_length(inflight), 1));
+	Datum	   *busy_sink = palloc(sizeof(Datum) * Max(list_length(inflight), 1));
 	int			nchecked = 0;
+	int			nbusy = 0;
 	ListCell   *cl;
 
 	foreach(cl, checks)
 		checked[nchecked++] = Int32GetDatum(((CsHeadCheck *) lfirst(cl))->sink_id);
-	args[1] = PointerGetDatum(construct_array(checked, nchecked, INT4OID, 4, true, TYPALIGN_INT));
+	foreach(cl, inflight)
+	{
+		CsDelivery *b = lfirst(cl);
 
-	args[0] = Int32GetDatum(cs_concurrency);
+		busy_batch[nbusy] = Int64GetDatum(b->batch_id);
+		busy_sink[nbusy++] = Int32GetDatum(b->sink_id);
+	}
+	args[1] = PointerGetDatum(construct_array(checked, nchecked, INT4OID, 4, true, TYPALIGN_INT));
+	args[2] = PointerGetDatum(construct_array(busy_batch, nbusy, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	args[3] = PointerGetDatum(construct_array(busy_sink, nbusy, INT4OID, 4, true, TYPALIGN_INT));
+
+	args[0] = Int32GetDatum(Max(0, cs_concurrency - list_length(inflight)));
 	ret = SPI_execute_with_args(
 								"SELECT d.batch_id, d.sink_id, s.name, s.kind, s.endpoints, s.options::text,"
 								"       d.state, d.attempts, d.payload, d.payload_id, d.attestation::text"
@@ -289,12 +304,14 @@ claim_deliveries(MemoryContext round_cxt, List *checks)
 								"        OR (d.state = 'verified' AND d.delayed_verified_at IS NULL))"
 								/* a sink whose head is being checked waits for the result */
 								"   AND NOT d.sink_id = ANY ($2)"
+								/* nor one whose request is still on the wire */
+								"   AND (d.batch_id, d.sink_id) NOT IN (SELECT * FROM unnest($3::bigint[], $4::int[]))"
 								/* nothing goes to a sink holding a fork nobody acknowledged */
 								"   AND NOT EXISTS (SELECT 1 FROM chainstore.reconciliation r"
 								"                    WHERE r.sink_id = d.sink_id AND r.status = 'fork'"
 								"                      AND r.acknowledged_at IS NULL)"
 								" ORDER BY d.next_attempt_at, d.batch_id LIMIT $1",
-								2, types, args, NULL, false, 0);
+								4, types, args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading due deliveries failed");
 
@@ -302,7 +319,9 @@ claim_deliveries(MemoryContext round_cxt, List *checks)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		MemoryContext old = MemoryContextSwitchTo(round_cxt);
+		MemoryContext dcxt = AllocSetContextCreate(TopMemoryContext, "chainstore delivery",
+												   ALLOCSET_SMALL_SIZES);
+		MemoryContext old = MemoryContextSwitchTo(dcxt);
 		CsDelivery *d = palloc0(sizeof(CsDelivery));
 		bool		isnull;
 		char	   *state;
@@ -310,6 +329,7 @@ claim_deliveries(MemoryContext round_cxt, List *checks)
 		bool	   *enulls;
 		Datum		pd;
 
+		d->cxt = dcxt;
 		d->batch_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		d->sink_id = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
 		d->sink_name = spi_text(tup, 3);
@@ -340,8 +360,8 @@ claim_deliveries(MemoryContext round_cxt, List *checks)
 			d->step = CS_STEP_VERIFY;
 		else
 			d->step = CS_STEP_VERIFY_DELAYED;
-		work = lappend(work, d);
 		MemoryContextSwitchTo(old);
+		work = lappend(work, d);
 	}
 
 	/* build and record payloads before anything is sent */
@@ -360,7 +380,7 @@ claim_deliveries(MemoryContext round_cxt, List *checks)
 				continue;
 			if (d->step == CS_STEP_SUBMIT && d->payload == NULL)
 			{
-				MemoryContext old = MemoryContextSwitchTo(round_cxt);
+				MemoryContext old = MemoryContextSwitchTo(d->cxt);
 
 				ops->build_payload(d);
 				MemoryContextSwitchTo(old);
@@ -397,57 +417,81 @@ claim_deliveries(MemoryContext round_cxt, List *checks)
 
 /* ---- step 2: the network ---- */
 
-static void
-send_all(List *work)
+/*
+ * Put newly claimed deliveries on the wire.  Those that cannot go (every
+ * endpoint's circuit open, a configuration error) are returned as finished.
+ */
+static List *
+start_deliveries(List *work)
 {
-	CsHttpRequest **reqs = palloc(sizeof(CsHttpRequest *) * Max(list_length(work), 1));
-	int			n = 0;
+	List	   *finished = NIL;
 	ListCell   *lc;
 
 	foreach(lc, work)
 	{
 		CsDelivery *d = lfirst(lc);
 		const CsSinkOps *ops = sink_ops(d->kind);
+		MemoryContext old = MemoryContextSwitchTo(d->cxt);
 
 		d->outcome = CS_OUTCOME_NONE;
 		if (ops == NULL)
 		{
 			d->outcome = CS_OUTCOME_PERMANENT;
 			d->detail = psprintf("sink kind \"%s\" is not supported by this build", d->kind);
-			continue;
 		}
-		/* failover: the first endpoint whose circuit lets a request through */
-		for (int e = 0; e < d->nendpoints && d->endpoint == NULL; e++)
-			if (cs_breaker_allow(d->endpoints[e]))
-				d->endpoint = d->endpoints[e];
-		if (d->endpoint == NULL)
-			continue;
-		ops->prepare(d);
-		if (d->outcome != CS_OUTCOME_NONE)
+		else
 		{
-			/* refused before sending (bad configuration) */
-			cs_breaker_release(d->endpoint);
-			continue;
+			/* failover: the first endpoint whose circuit lets a request through */
+			for (int e = 0; e < d->nendpoints && d->endpoint == NULL; e++)
+				if (cs_breaker_allow(d->endpoints[e]))
+					d->endpoint = d->endpoints[e];
+			if (d->endpoint != NULL)
+			{
+				ops->prepare(d);
+				if (d->outcome != CS_OUTCOME_NONE)
+					cs_breaker_release(d->endpoint);	/* refused before sending */
+			}
 		}
-		reqs[n++] = &d->req;
+		if (d->endpoint == NULL || d->outcome != CS_OUTCOME_NONE)
+			finished = lappend(finished, d);
+		else
+		{
+			d->req.cxt = d->cxt;
+			cs_http_submit(&d->req, cs_connect_timeout_ms, cs_request_timeout_ms);
+			inflight = lappend(inflight, d);
+		}
+		MemoryContextSwitchTo(old);
 	}
+	return finished;
+}
 
-	if (n > 0)
-	{
-		pgstat_report_activity(STATE_RUNNING, "chainstore: delivering");
-		cs_http_perform(reqs, n, cs_connect_timeout_ms, cs_request_timeout_ms);
-		pgstat_report_activity(STATE_IDLE, NULL);
-	}
+/* take the deliveries whose request completed off the wire, interpreted */
+static List *
+collect_deliveries(List *finished)
+{
+	List	   *still = NIL;
+	ListCell   *lc;
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-	foreach(lc, work)
+	foreach(lc, inflight)
 	{
 		CsDelivery *d = lfirst(lc);
 
-		if (d->endpoint == NULL || d->outcome != CS_OUTCOME_NONE || !d->req.done)
+		if (!d->req.done)
+		{
+			still = lappend(still, d);
 			continue;
+		}
+		MemoryContextSwitchTo(d->cxt);
 		sink_ops(d->kind)->interpret(d);
 		cs_breaker_record(d->endpoint, !d->endpoint_failed, d->detail);
+		MemoryContextSwitchTo(TopMemoryContext);
+		finished = lappend(finished, d);
 	}
+	list_free(inflight);
+	inflight = still;
+	MemoryContextSwitchTo(old);
+	return finished;
 }
 
 /* ---- step 3: record ---- */
@@ -457,9 +501,10 @@ static const char *step_names[] = {"submit", "verify", "verify_delayed"};
 static void
 record_attempt(CsDelivery *d, bool ok)
 {
-	Oid			types[8] = {INT8OID, INT4OID, TEXTOID, TEXTOID, FLOAT8OID, BOOLOID, INT4OID, TEXTOID};
-	Datum		args[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[9] = {INT8OID, INT4OID, TEXTOID, TEXTOID, FLOAT8OID, BOOLOID, INT4OID, TEXTOID,
+	TIMESTAMPTZOID};
+	Datum		args[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	args[0] = Int64GetDatum(d->batch_id);
 	args[1] = Int32GetDatum(d->sink_id);
@@ -474,10 +519,13 @@ record_attempt(CsDelivery *d, bool ok)
 		args[7] = CStringGetTextDatum(d->detail);
 	else
 		nulls[7] = 'n';
+	args[8] = TimestampTzGetDatum(d->req.started_at);
+	if (d->req.started_at == 0)
+		nulls[8] = 'n';
 	if (SPI_execute_with_args("INSERT INTO chainstore.attempts"
 							  " (batch_id, sink_id, step, endpoint, started_at, duration_ms, ok, http_status, error)"
-							  " VALUES ($1, $2, $3, $4, now() - make_interval(secs => $5 / 1000), $5, $6, $7, $8)",
-							  8, types, args, nulls, false, 0) != SPI_OK_INSERT)
+							  " VALUES ($1, $2, $3, $4, coalesce($9, now()), $5, $6, $7, $8)",
+							  9, types, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "recording an attempt failed");
 }
 
@@ -557,16 +605,14 @@ record_outcomes(List *work)
 					args[1] = Int32GetDatum(d->sink_id);
 					args[2] = CStringGetTextDatum(d->new_attestation);
 					args[3] = CStringGetTextDatum(d->endpoint);
+					/* the write-back runs afterwards, in transactions of its own */
 					if (SPI_execute_with_args("UPDATE chainstore.deliveries"
 											  "   SET state = 'delivered', attestation = $3::jsonb, endpoint = $4,"
 											  "       delivered_at = now(), attempts = 0, next_attempt_at = now(),"
-											  "       last_error = NULL"
+											  "       last_error = NULL, writeback_pending = true"
 											  " WHERE batch_id = $1 AND sink_id = $2",
 											  4, types, args, NULL, false, 0) != SPI_OK_UPDATE)
 						elog(ERROR, "recording a delivery failed");
-					if (SPI_execute_with_args("SELECT chainstore._writeback($1, $3::jsonb)",
-											  3, types, args, NULL, false, 0) != SPI_OK_SELECT)
-						elog(ERROR, "write-back failed");
 					elog(DEBUG1, "chainstore: batch " INT64_FORMAT " delivered to sink %s as %s",
 						 d->batch_id, d->sink_name, d->new_attestation);
 				}
@@ -627,6 +673,95 @@ record_outcomes(List *work)
 			case CS_OUTCOME_NONE:
 				break;
 		}
+	}
+}
+
+/* ---- write-back ---- */
+
+/*
+ * Write attestations into the mapped columns, one delivery per short
+ * transaction.  chainstore._writeback never waits for a row lock (SKIP
+ * LOCKED), so it cannot deadlock with application transactions; rows that
+ * were locked stay owed and are tried again in a later round.  An error is
+ * contained in a subtransaction and reported, and does not stop the worker.
+ */
+static void
+run_writebacks(void)
+{
+	List	   *todo = NIL;
+	ListCell   *lc;
+	int			ret;
+	MemoryContext round_cxt = CurrentMemoryContext;
+
+	begin_tx("chainstore: write-back");
+	ret = SPI_execute("SELECT batch_id, sink_id, attestation::text FROM chainstore.deliveries"
+					  " WHERE writeback_pending ORDER BY batch_id LIMIT 16", false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading pending write-backs failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		int64	   *item = MemoryContextAlloc(round_cxt, sizeof(int64) * 2);
+
+		item[0] = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		item[1] = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		{
+			MemoryContext old = MemoryContextSwitchTo(round_cxt);
+
+			todo = lappend(todo, item);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	commit_tx();
+
+	foreach(lc, todo)
+	{
+		int64	   *item = lfirst(lc);
+		Oid			types[2] = {INT8OID, INT4OID};
+		Datum		args[2];
+		MemoryContext cxt = CurrentMemoryContext;
+		ResourceOwner owner = CurrentResourceOwner;
+
+		args[0] = Int64GetDatum(item[0]);
+		args[1] = Int32GetDatum((int32) item[1]);
+		begin_tx("chainstore: write-back");
+		BeginInternalSubTransaction(NULL);
+		PG_TRY();
+		{
+			ret = SPI_execute_with_args("UPDATE chainstore.deliveries d"
+										"   SET writeback_pending = chainstore._writeback(d.batch_id, d.attestation) > 0"
+										" WHERE d.batch_id = $1 AND d.sink_id = $2",
+										2, types, args, NULL, false, 0);
+			if (ret != SPI_OK_UPDATE)
+				elog(ERROR, "write-back failed");
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			ereport(WARNING,
+					(errmsg("chainstore: write-back of batch " INT64_FORMAT " failed: %s",
+							item[0], edata->message),
+					 errhint("Check the write-back mapping of the tracked tables.")));
+			/* do not retry a failing mapping in a loop */
+			if (SPI_execute_with_args("UPDATE chainstore.deliveries SET writeback_pending = false,"
+									  " last_error = 'write-back failed', last_error_at = now()"
+									  " WHERE batch_id = $1 AND sink_id = $2",
+									  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "recording a failed write-back failed");
+		}
+		PG_END_TRY();
+		commit_tx();
 	}
 }
 
@@ -709,8 +844,9 @@ send_heads(List *checks)
 		sink_ops(h->kind)->prepare_head(h);
 		reqs[n++] = &h->req;
 	}
+	/* small side requests: a short timeout, so a hanging sink costs little */
 	if (n > 0)
-		cs_http_perform(reqs, n, cs_connect_timeout_ms, cs_request_timeout_ms);
+		cs_http_perform(reqs, n, cs_connect_timeout_ms, Min(cs_request_timeout_ms, 5000));
 	foreach(lc, checks)
 	{
 		CsHeadCheck *h = lfirst(lc);
@@ -919,6 +1055,7 @@ run_round(void)
 	int64		due_in;
 	long		sleep_ms = cs_naptime_ms;
 	List	   *work;
+	List	   *finished;
 	List	   *checks;
 	MemoryContext round_cxt = CurrentMemoryContext;
 
@@ -939,7 +1076,7 @@ run_round(void)
 
 	begin_tx("chainstore: claiming deliveries");
 	checks = load_head_checks(round_cxt);
-	work = claim_deliveries(round_cxt, checks);
+	work = claim_deliveries(checks);
 	commit_tx();
 
 	if (checks != NIL)
@@ -950,18 +1087,33 @@ run_round(void)
 		commit_tx();
 	}
 
-	if (work != NIL)
+	/* new work goes on the wire beside what is still there from earlier rounds */
+	finished = start_deliveries(work);
+	if (inflight != NIL)
+	{
+		pgstat_report_activity(STATE_RUNNING, "chainstore: delivering");
+		(void) cs_http_run(finished != NIL ? 0 : Min(cs_naptime_ms, 1000), true);
+		ResetLatch(MyLatch);
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+	finished = collect_deliveries(finished);
+
+	if (finished != NIL)
 	{
 		List	   *writes;
+		ListCell   *lc;
 
-		send_all(work);
 		begin_tx("chainstore: recording deliveries");
-		record_outcomes(work);
-		writes = heads_to_publish(work, round_cxt);
+		record_outcomes(finished);
+		writes = heads_to_publish(finished, round_cxt);
 		commit_tx();
 		if (writes != NIL)
 			send_heads(writes);
+		foreach(lc, finished)
+			MemoryContextDelete(((CsDelivery *) lfirst(lc))->cxt);
 	}
+
+	run_writebacks();
 
 	begin_tx("chainstore: scheduling");
 	due_in = next_due_ms();
@@ -971,8 +1123,8 @@ run_round(void)
 		sleep_ms = Min(sleep_ms, (long) seal_in);
 	if (due_in >= 0)
 		sleep_ms = Min(sleep_ms, (long) due_in);
-	/* a full round of work: go again at once */
-	if (list_length(work) >= cs_concurrency)
+	/* requests on the wire, or a full round of work: go again at once */
+	if (inflight != NIL || list_length(work) >= cs_concurrency)
 		sleep_ms = 0;
 	return Max(sleep_ms, 0);
 }

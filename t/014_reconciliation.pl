@@ -24,7 +24,8 @@ $node->safe_psql('postgres', qq{
 	SELECT chainstore.track('ledger');
 	INSERT INTO ledger SELECT g, 'a' FROM generate_series(1, 30) g;
 });
-ok(wait_for_sql($node, q{SELECT count(*) FILTER (WHERE state <> 'verified') FROM chainstore.deliveries}, '0'),
+ok(wait_for_sql($node, q{SELECT count(*) > 0 AND bool_and(state = 'verified') FROM chainstore.deliveries}, 't')
+	&& wait_for_sql($node, q{SELECT count(*) FROM chainstore.outbox}, '0'),
 	'first batches anchored');
 ok(wait_for_sql($node, q{SELECT status FROM chainstore.reconciliation}, 'ok'),
 	'the sink head matches the local chain');
