@@ -934,6 +934,8 @@ DECLARE
     v_join     text;
     v_cands    text;
     v_n        bigint;
+    v_updated  bigint;
+    v_cand_n   bigint;
     v_pending  bigint := 0;
 BEGIN
     FOR t IN SELECT DISTINCT tr.table_id, tr.relid, tr.key_columns, tr.writeback
@@ -971,6 +973,11 @@ BEGIN
                AND (chainstore._row_digest(%6$L::regclass, u.*)).record_hash = l.cs_hash$q$,
             v_cands, t.relid, v_join, v_differs, v_set, t.relid::oid::regclass)
         USING _writeback.batch_id, t.table_id;
+        GET DIAGNOSTICS v_updated = ROW_COUNT;
+        -- every candidate written: nothing is owed (the common case, no second pass)
+        EXECUTE format('SELECT count(*) FROM (%s) c', v_cands) INTO v_cand_n
+            USING _writeback.batch_id, t.table_id;
+        CONTINUE WHEN v_updated = v_cand_n;
         -- what is still owed: rows that still hold the anchored content but not the value
         EXECUTE format($q$
             WITH k AS (%1$s)

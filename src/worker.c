@@ -22,6 +22,10 @@
  */
 #include "postgres.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
@@ -268,7 +272,7 @@ spi_text(HeapTuple tup, int col)
 static List *inflight = NIL;
 
 static List *
-claim_deliveries(List *checks)
+claim_deliveries(List *checks, MemoryContext round_cxt)
 {
 	Oid			types[4] = {INT4OID, INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID};
 	Datum		args[4];
@@ -360,8 +364,10 @@ claim_deliveries(List *checks)
 			d->step = CS_STEP_VERIFY;
 		else
 			d->step = CS_STEP_VERIFY_DELAYED;
-		MemoryContextSwitchTo(old);
+		MemoryContextSwitchTo(round_cxt);
+		/* the list lives for the round (SPI's memory goes at commit) */
 		work = lappend(work, d);
+		MemoryContextSwitchTo(old);
 	}
 
 	/* build and record payloads before anything is sent */
@@ -452,15 +458,23 @@ start_deliveries(List *work)
 					cs_breaker_release(d->endpoint);	/* refused before sending */
 			}
 		}
+		if (d->endpoint != NULL && d->outcome == CS_OUTCOME_NONE)
+		{
+			d->req.cxt = d->cxt;
+			cs_http_submit(&d->req, cs_connect_timeout_ms, cs_request_timeout_ms);
+		}
+		MemoryContextSwitchTo(old);
+
+		/* the lists outlive this delivery's context: never allocate them there */
 		if (d->endpoint == NULL || d->outcome != CS_OUTCOME_NONE)
 			finished = lappend(finished, d);
 		else
 		{
-			d->req.cxt = d->cxt;
-			cs_http_submit(&d->req, cs_connect_timeout_ms, cs_request_timeout_ms);
+			MemoryContext top = MemoryContextSwitchTo(TopMemoryContext);
+
 			inflight = lappend(inflight, d);
+			MemoryContextSwitchTo(top);
 		}
-		MemoryContextSwitchTo(old);
 	}
 	return finished;
 }
@@ -471,7 +485,7 @@ collect_deliveries(List *finished)
 {
 	List	   *still = NIL;
 	ListCell   *lc;
-	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	MemoryContext round_cxt = CurrentMemoryContext;
 
 	foreach(lc, inflight)
 	{
@@ -479,18 +493,20 @@ collect_deliveries(List *finished)
 
 		if (!d->req.done)
 		{
+			/* the in-flight list lives across rounds */
+			MemoryContextSwitchTo(TopMemoryContext);
 			still = lappend(still, d);
+			MemoryContextSwitchTo(round_cxt);
 			continue;
 		}
 		MemoryContextSwitchTo(d->cxt);
 		sink_ops(d->kind)->interpret(d);
 		cs_breaker_record(d->endpoint, !d->endpoint_failed, d->detail);
-		MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContextSwitchTo(round_cxt);
 		finished = lappend(finished, d);
 	}
 	list_free(inflight);
 	inflight = still;
-	MemoryContextSwitchTo(old);
 	return finished;
 }
 
@@ -1076,7 +1092,7 @@ run_round(void)
 
 	begin_tx("chainstore: claiming deliveries");
 	checks = load_head_checks(round_cxt);
-	work = claim_deliveries(checks);
+	work = claim_deliveries(checks, round_cxt);
 	commit_tx();
 
 	if (checks != NIL)
@@ -1165,6 +1181,17 @@ chainstore_worker_main(Datum main_arg)
 		LWLockRelease(cs_shared->lock);
 		before_shmem_exit(release_slot, (Datum) 0);
 	}
+
+	/*
+	 * Manifests and payloads are megabytes each.  glibc raises its mmap
+	 * threshold after such chunks are freed and then serves them from the
+	 * heap, which it rarely gives back: pin the threshold so that large
+	 * chunks are always mapped and returned, and RSS stays flat.
+	 */
+#ifdef __GLIBC__
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
+#endif
 
 	cs_http_global_init();
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "chainstore worker round",
