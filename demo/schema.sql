@@ -13,7 +13,9 @@ CREATE TABLE purchases (
     buyer       text NOT NULL,
     amount_usd  numeric(12,2) NOT NULL,
     ip_address  inet,
-    bought_at   timestamptz NOT NULL DEFAULT now()
+    bought_at   timestamptz NOT NULL DEFAULT now(),
+    ipfs_cid    text                      -- filled in by chainstore's write-back
 );
 SELECT chainstore.track('credential_listings');
-SELECT chainstore.track('purchases', exclude_columns => '{ip_address}');
+SELECT chainstore.track('purchases', exclude_columns => '{ip_address}',
+                        writeback => '{"ipfs_cid": "ipfs_cid"}');

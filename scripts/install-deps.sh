@@ -19,7 +19,7 @@ V=$(dpkg-query -W -f='${Version}' postgresql-15)
 # headers pinned to the server's version, so apt never replaces a running server
 $SUDO apt-get install -y -qq \
     "postgresql-server-dev-15=$V" \
-    build-essential libssl-dev libcurl4-openssl-dev libjansson-dev libipc-run-perl ca-certificates >/dev/null
+    build-essential libssl-dev libcurl4-openssl-dev libjansson-dev libipc-run-perl ca-certificates curl >/dev/null
 # Node: keep one that is already there (e.g. nodesource's, which bundles npm
 # and conflicts with Debian's npm package); otherwise Debian's
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

@@ -799,10 +799,14 @@ load_head_checks(MemoryContext round_cxt)
 	List	   *checks = NIL;
 	int			ret;
 
-	if (last_reconcile != 0 &&
-		!TimestampDifferenceExceeds(last_reconcile, GetCurrentTimestamp(), cs_reconcile_interval_s * 1000))
-		return NIL;
-	ret = SPI_execute("SELECT sink_id, name, kind, endpoints, options::text FROM chainstore.sinks WHERE enabled",
+	bool		due = last_reconcile == 0 ||
+		TimestampDifferenceExceeds(last_reconcile, GetCurrentTimestamp(), cs_reconcile_interval_s * 1000);
+
+	/* all sinks when due; otherwise only sinks never checked (new ones) */
+	ret = SPI_execute(due ?
+					  "SELECT sink_id, name, kind, endpoints, options::text FROM chainstore.sinks WHERE enabled" :
+					  "SELECT sink_id, name, kind, endpoints, options::text FROM chainstore.sinks s WHERE enabled"
+					  "   AND NOT EXISTS (SELECT 1 FROM chainstore.reconciliation r WHERE r.sink_id = s.sink_id)",
 					  true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading sinks failed");
@@ -832,7 +836,8 @@ load_head_checks(MemoryContext round_cxt)
 			checks = lappend(checks, h);
 		MemoryContextSwitchTo(old);
 	}
-	last_reconcile = GetCurrentTimestamp();
+	if (due)
+		last_reconcile = GetCurrentTimestamp();
 	return checks;
 }
 
