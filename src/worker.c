@@ -255,6 +255,21 @@ seal_due(void)
 	return 0;
 }
 
+/* a text[] (sink endpoints) as C strings in CurrentMemoryContext */
+static char **
+text_array(Datum d, int *n)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	char	  **result;
+
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, n);
+	result = palloc(sizeof(char *) * Max(*n, 1));
+	for (int i = 0; i < *n; i++)
+		result[i] = TextDatumGetCString(elems[i]);
+	return result;
+}
+
 static char *
 spi_text(HeapTuple tup, int col)
 {
@@ -329,8 +344,6 @@ claim_deliveries(List *checks, MemoryContext round_cxt)
 		CsDelivery *d = palloc0(sizeof(CsDelivery));
 		bool		isnull;
 		char	   *state;
-		Datum	   *elems;
-		bool	   *enulls;
 		Datum		pd;
 
 		d->cxt = dcxt;
@@ -338,11 +351,7 @@ claim_deliveries(List *checks, MemoryContext round_cxt)
 		d->sink_id = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
 		d->sink_name = spi_text(tup, 3);
 		d->kind = spi_text(tup, 4);
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 5, &isnull)),
-						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &d->nendpoints);
-		d->endpoints = palloc(sizeof(char *) * Max(d->nendpoints, 1));
-		for (int e = 0; e < d->nendpoints; e++)
-			d->endpoints[e] = TextDatumGetCString(elems[e]);
+		d->endpoints = text_array(SPI_getbinval(tup, desc, 5, &isnull), &d->nendpoints);
 		d->options = spi_text(tup, 6);
 		state = spi_text(tup, 7);
 		d->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull)) + 1;
@@ -817,18 +826,12 @@ load_head_checks(MemoryContext round_cxt)
 		MemoryContext old = MemoryContextSwitchTo(round_cxt);
 		CsHeadCheck *h = palloc0(sizeof(CsHeadCheck));
 		bool		isnull;
-		Datum	   *elems;
-		bool	   *enulls;
 		const CsSinkOps *ops;
 
 		h->sink_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
 		h->sink_name = spi_text(tup, 2);
 		h->kind = spi_text(tup, 3);
-		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull)),
-						  TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &h->nendpoints);
-		h->endpoints = palloc(sizeof(char *) * Max(h->nendpoints, 1));
-		for (int e = 0; e < h->nendpoints; e++)
-			h->endpoints[e] = TextDatumGetCString(elems[e]);
+		h->endpoints = text_array(SPI_getbinval(tup, desc, 4, &isnull), &h->nendpoints);
 		h->options = spi_text(tup, 5);
 		h->path = head_path(h->sink_name);
 		ops = sink_ops(h->kind);
