@@ -129,6 +129,11 @@ CREATE FUNCTION chainstore.batch_hash(batch_id bigint, prev_batch_hash bytea, ro
     AS 'MODULE_PATHNAME', 'chainstore_batch_hash'
     LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
 
+-- a stored proof as the manifest shows it: a JSON array of "0x…" strings
+CREATE FUNCTION chainstore.proof_json(proof bytea) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'chainstore_proof_json'
+    LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
 -- split a stored proof (concatenated 32-byte nodes) into an array
 CREATE FUNCTION chainstore.proof_nodes(proof bytea) RETURNS bytea[]
     LANGUAGE sql STRICT IMMUTABLE PARALLEL SAFE
@@ -698,6 +703,8 @@ CREATE TABLE chainstore.deliveries (
     PRIMARY KEY (batch_id, sink_id)
 );
 CREATE INDEX deliveries_writeback ON chainstore.deliveries (batch_id) WHERE writeback_pending;
+-- manifests are megabytes and are read back byte for byte: store, do not compress
+ALTER TABLE chainstore.deliveries ALTER COLUMN payload SET STORAGE EXTERNAL;
 CREATE INDEX deliveries_due ON chainstore.deliveries (next_attempt_at)
     WHERE state IN ('pending', 'in_flight', 'delivered')
        OR (state = 'verified' AND delayed_verified_at IS NULL);
@@ -903,8 +910,7 @@ BEGIN ATOMIC
                                    'version', v.version,
                                    'leaf', '0x' || encode(v.leaf, 'hex'),
                                    'leaf_index', p.leaf_index,
-                                   'proof', (SELECT coalesce(jsonb_agg('0x' || encode(n, 'hex') ORDER BY o), '[]'::jsonb)
-                                               FROM unnest(chainstore.proof_nodes(p.proof)) WITH ORDINALITY AS x(n, o)))
+                                   'proof', chainstore.proof_json(p.proof))
                                || CASE WHEN include_record_hash
                                        THEN jsonb_build_object('record_hash', '0x' || encode(v.record_hash, 'hex'))
                                        ELSE '{}'::jsonb END
@@ -1103,7 +1109,7 @@ GRANT EXECUTE ON FUNCTION chainstore.sha256(bytea), chainstore.keccak256(bytea),
     chainstore.merkle_leaf(bytea), chainstore.merkle_root(bytea[]),
     chainstore.merkle_proof(bytea[], bytea), chainstore.verify_proof(bytea, bytea[], bytea),
     chainstore.batch_hash(bigint, bytea, bytea, bigint, timestamptz),
-    chainstore.proof_nodes(bytea), chainstore.record_pk(bytea),
+    chainstore.proof_nodes(bytea), chainstore.proof_json(bytea), chainstore.record_pk(bytea),
     chainstore.canonical_value(anyelement)
     TO PUBLIC;
 

@@ -262,8 +262,8 @@ _PG_init(void)
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("chainstore.reconcile_interval",
 							"How often the worker compares each sink's head with the local batch chain.",
-							"Also done when the worker starts.",
-							&cs_reconcile_interval_s, 300, 1, 24 * 3600,
+							"Also done when the worker starts and for every new sink; 0 turns reconciliation off.",
+							&cs_reconcile_interval_s, 300, 0, 24 * 3600,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomStringVariable("chainstore.secrets_dir",
 							   "Directory of secret files named by sink options (tokens, keys).",

@@ -11,7 +11,9 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "utils/array.h"
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
@@ -264,4 +266,40 @@ chainstore_verify_proof(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(cs_merkle_verify((const uint8_t *) VARDATA_ANY(leaf),
 									(const uint8_t (*)[CS_HASH_LEN]) proof, n,
 									(const uint8_t *) VARDATA_ANY(root)));
+}
+
+/*
+ * chainstore.proof_json(proof bytea) → jsonb array of "0x…" hex strings: the
+ * manifest's form of a stored proof, built without a subquery per record.
+ */
+PG_FUNCTION_INFO_V1(chainstore_proof_json);
+Datum
+chainstore_proof_json(PG_FUNCTION_ARGS)
+{
+	bytea	   *proof = PG_GETARG_BYTEA_PP(0);
+	const uint8_t *p = (const uint8_t *) VARDATA_ANY(proof);
+	int			len = VARSIZE_ANY_EXHDR(proof);
+	StringInfoData buf;
+	static const char hexd[] = "0123456789abcdef";
+
+	if (len % CS_HASH_LEN != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a stored proof is a multiple of %d bytes, not %d", CS_HASH_LEN, len)));
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	for (int i = 0; i < len; i += CS_HASH_LEN)
+	{
+		if (i > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, "\"0x");
+		for (int j = 0; j < CS_HASH_LEN; j++)
+		{
+			appendStringInfoChar(&buf, hexd[p[i + j] >> 4]);
+			appendStringInfoChar(&buf, hexd[p[i + j] & 15]);
+		}
+		appendStringInfoChar(&buf, '"');
+	}
+	appendStringInfoChar(&buf, ']');
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
 }

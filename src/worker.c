@@ -808,7 +808,11 @@ load_head_checks(MemoryContext round_cxt)
 	List	   *checks = NIL;
 	int			ret;
 
-	bool		due = last_reconcile == 0 ||
+	bool		due;
+
+	if (cs_reconcile_interval_s == 0)
+		return NIL;				/* reconciliation is off */
+	due = last_reconcile == 0 ||
 		TimestampDifferenceExceeds(last_reconcile, GetCurrentTimestamp(), cs_reconcile_interval_s * 1000);
 
 	/* all sinks when due; otherwise only sinks never checked (new ones) */
@@ -1055,10 +1059,14 @@ static int64
 next_due_ms(void)
 {
 	bool		isnull;
+	/* the same deliveries the claim would take: not those of a blocked sink */
 	int			ret = SPI_execute("SELECT extract(epoch FROM min(d.next_attempt_at) - now()) * 1000"
 								  "  FROM chainstore.deliveries d JOIN chainstore.sinks s USING (sink_id)"
 								  " WHERE s.enabled AND (d.state IN ('pending', 'in_flight', 'delivered')"
-								  "       OR (d.state = 'verified' AND d.delayed_verified_at IS NULL))",
+								  "       OR (d.state = 'verified' AND d.delayed_verified_at IS NULL))"
+								  "   AND NOT EXISTS (SELECT 1 FROM chainstore.reconciliation r"
+								  "                    WHERE r.sink_id = d.sink_id AND r.status = 'fork'"
+								  "                      AND r.acknowledged_at IS NULL)",
 								  true, 1);
 	Datum		d;
 

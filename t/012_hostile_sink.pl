@@ -44,7 +44,9 @@ my $node = new_preloaded_node('hostile', conf => [
 	'chainstore.connect_timeout = 1000',
 	'chainstore.breaker_min_requests = 3',
 	"chainstore.breaker_open_time = $OPEN_S",
-	'chainstore.verify_delay = 2' ]);
+	'chainstore.verify_delay = 2',
+	# this test is about delivery: no head checks among the counted requests
+	'chainstore.reconcile_interval = 0' ]);
 $node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }

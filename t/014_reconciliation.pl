@@ -65,6 +65,15 @@ is($restored->safe_psql('postgres', qq{SELECT count(*) FROM chainstore.deliverie
 	'0', 'nothing is delivered to the forked sink');
 is($restored->safe_psql('postgres', qq{SELECT count(*) FROM chainstore.attempts WHERE batch_id > $batches_at_backup}),
 	'0', 'not even attempted');
+# blocked work must not make the worker spin: it sleeps (naptime) between rounds
+{
+	my $wpid = $restored->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'chainstore worker'});
+	my $ticks = sub { open(my $fh, '<', "/proc/$wpid/stat") or return 0; my @f = split ' ', (split /\)/, <$fh>)[1]; return $f[11] + $f[12]; };
+	my $t0 = $ticks->();
+	sleep 3;
+	my $used = $ticks->() - $t0;
+	cmp_ok($used, '<', 60, "the worker stays idle while the sink is blocked ($used ticks of CPU in 3 s)");
+}
 
 # an administrator acknowledges the fork; the local chain is anchored from then on
 $restored->safe_psql('postgres', q{SELECT chainstore.acknowledge_fork('ipfs')});
