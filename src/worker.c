@@ -202,6 +202,11 @@ commit_tx(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	/*
+	 * Send table statistics (rate-limited by pgstat itself): without them
+	 * autovacuum never sees the outbox churn and plans go stale.
+	 */
+	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
@@ -234,10 +239,10 @@ seal_due(void)
 		Datum		args[1];
 
 		args[0] = Int32GetDatum(cs_batch_size);
+		/* two index probes whatever the statistics say: min() on outbox, then a key lookup */
 		ret = SPI_execute_with_args("SELECT (SELECT count(*) FROM (SELECT 1 FROM chainstore.outbox LIMIT $1) s),"
-									"       (SELECT v.captured_at FROM chainstore.outbox o"
-									"          JOIN chainstore.versions v USING (version_id)"
-									"         ORDER BY o.version_id LIMIT 1)",
+									"       (SELECT v.captured_at FROM chainstore.versions v"
+									"         WHERE v.version_id = (SELECT min(o.version_id) FROM chainstore.outbox o))",
 									/* not read-only: it must see the batch sealed just before */
 									1, types, args, NULL, false, 1);
 		if (ret != SPI_OK_SELECT)

@@ -57,6 +57,9 @@ for my $row (@rows)
 
 is($node->safe_psql('postgres', q{SELECT count(*) FROM purchases WHERE cid IS NULL}), '0',
 	'every row has its CID written back');
+# the worker reports table statistics, so autovacuum and the planner see the outbox churn
+ok(wait_for_sql($node, q{SELECT n_tup_del >= 310 FROM pg_stat_user_tables WHERE relid = 'chainstore.outbox'::regclass}, 't', 30),
+	'the worker reports its table statistics');
 is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM purchases p
 	  JOIN chainstore.verification_status s ON s.pk = jsonb_build_object('id', p.id)
