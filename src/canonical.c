@@ -824,14 +824,10 @@ get_u64(KeyReader *r)
 static void
 hex_string(StringInfo out, const unsigned char *p, size_t len)
 {
-	static const char hexd[] = "0123456789abcdef";
-
 	appendStringInfoString(out, "\"\\\\x");
-	for (size_t i = 0; i < len; i++)
-	{
-		appendStringInfoChar(out, hexd[p[i] >> 4]);
-		appendStringInfoChar(out, hexd[p[i] & 15]);
-	}
+	enlargeStringInfo(out, len * 2 + 1);
+	out->len += hex_encode((const char *) p, len, out->data + out->len);
+	out->data[out->len] = '\0';
 	appendStringInfoChar(out, '"');
 }
 

@@ -215,13 +215,6 @@ load_catalog(void)
 	cat.valid = true;
 }
 
-Oid
-cs_versions_relid(void)
-{
-	load_catalog();
-	return cat.versions.relid;
-}
-
 /* ---- tracked-table descriptions ---- */
 
 static Oid

@@ -24,7 +24,4 @@ extern const CsRelInfo *cs_relinfo_for(Relation rel);
 extern bool cs_capture(const CsRelInfo *info, TupleDesc desc, Datum *values,
 					   bool *nulls, char kind, char op, bool skip_same);
 
-/* Oids of chainstore's own relations (looked up once per backend) */
-extern Oid	cs_versions_relid(void);
-
 #endif

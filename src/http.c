@@ -146,13 +146,6 @@ setup_transfer(Transfer *t, long connect_timeout_ms, long timeout_ms)
 		curl_easy_setopt(easy, CURLOPT_POST, 1L);
 		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body ? req->body : "");
 		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) (req->body ? req->body_len : 0));
-		if (req->content_type)
-		{
-			char		ct[128];
-
-			snprintf(ct, sizeof(ct), "Content-Type: %s", req->content_type);
-			t->headers = curl_slist_append(t->headers, ct);
-		}
 	}
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
 }
@@ -174,7 +167,6 @@ finish_transfer(Transfer *t, CURLcode code)
 			snprintf(req->error, sizeof(req->error), "response larger than %zu bytes", req->max_response);
 		else
 			snprintf(req->error, sizeof(req->error), "%s", curl_easy_strerror(code));
-		req->timed_out = (code == CURLE_OPERATION_TIMEDOUT);
 		/* a cut or oversized body is no answer at all */
 		req->status = 0;
 	}
@@ -217,7 +209,6 @@ cs_http_submit(CsHttpRequest *req, long connect_timeout_ms, long timeout_ms)
 	req->status = 0;
 	req->error[0] = '\0';
 	req->retry_after_s = -1;
-	req->timed_out = false;
 	req->response = NULL;
 	req->response_len = 0;
 	if (req->cxt == NULL)

@@ -16,7 +16,6 @@ typedef struct CsHttpRequest
 	const char *body;			/* POST body, or NULL */
 	size_t		body_len;
 	const char *upload_name;	/* if set: body is sent as multipart file "file" */
-	const char *content_type;	/* for a plain body */
 	const char *auth_header;	/* e.g. "Authorization: Bearer ..."; never logged */
 	size_t		max_response;	/* bytes; larger answers fail */
 
@@ -29,7 +28,6 @@ typedef struct CsHttpRequest
 	double		elapsed_ms;
 	TimestampTz started_at;		/* when the transfer was set up */
 	char		error[256];		/* transport error, empty if none */
-	bool		timed_out;
 
 	/* the response is allocated here (set by cs_http_submit) */
 	MemoryContext cxt;

@@ -280,7 +280,6 @@ chainstore_proof_json(PG_FUNCTION_ARGS)
 	const uint8_t *p = (const uint8_t *) VARDATA_ANY(proof);
 	int			len = VARSIZE_ANY_EXHDR(proof);
 	StringInfoData buf;
-	static const char hexd[] = "0123456789abcdef";
 
 	if (len % CS_HASH_LEN != 0)
 		ereport(ERROR,
@@ -293,11 +292,9 @@ chainstore_proof_json(PG_FUNCTION_ARGS)
 		if (i > 0)
 			appendStringInfoString(&buf, ", ");
 		appendStringInfoString(&buf, "\"0x");
-		for (int j = 0; j < CS_HASH_LEN; j++)
-		{
-			appendStringInfoChar(&buf, hexd[p[i + j] >> 4]);
-			appendStringInfoChar(&buf, hexd[p[i + j] & 15]);
-		}
+		enlargeStringInfo(&buf, 2 * CS_HASH_LEN + 1);
+		buf.len += hex_encode((const char *) p + i, CS_HASH_LEN, buf.data + buf.len);
+		buf.data[buf.len] = '\0';
 		appendStringInfoChar(&buf, '"');
 	}
 	appendStringInfoChar(&buf, ']');
